@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"github.com/vigil-ha/vigil/fence/cluster"
+)
+
+// Agent couples one host's core to its environment.
+type Agent struct {
+	node *cluster.Node
+	env  Env
+}
+
+// New returns an agent that drives node over env.
+func New(node *cluster.Node, env Env) *Agent { return &Agent{node: node, env: env} }
+
+// Node is the agent's core, for status queries.
+func (a *Agent) Node() *cluster.Node { return a.node }
+
+// Handle feeds one event to the core at the environment's current time and
+// carries out the actions it returns.
+func (a *Agent) Handle(ev cluster.Event) {
+	for _, act := range a.node.Step(a.env.Now(), ev) {
+		a.do(act)
+	}
+}
+
+func (a *Agent) do(act cluster.Action) {
+	switch x := act.(type) {
+	case cluster.Send:
+		a.env.Send(x.Msg)
+	case cluster.WriteSlot:
+		a.env.WriteSlot(x.DS, x.Record)
+	case cluster.ReadSlots:
+		a.env.ReadSlots(x.DS)
+	case cluster.ProbeGateway:
+		a.env.ProbeGateway(x.Link)
+	case cluster.PetWatchdog:
+		a.env.PetWatchdog(x.Timeout)
+	case cluster.BMC:
+		a.env.BMC(x.Host, x.Op)
+	case cluster.VM:
+		a.env.VM(x.VM, x.Op)
+	case cluster.Log:
+		a.env.Log(x.Level, x.Component, x.Msg)
+	case cluster.Assigned:
+		a.env.Assigned(x)
+	default:
+		panic("agent: unknown action")
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/vigil-ha/vigil
+
+go 1.26
