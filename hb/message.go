@@ -46,6 +46,12 @@ type Assignment struct {
 	VM    int    // index of the VM in the cluster spec
 	Host  int    // index of the host that is to run it
 	Epoch uint64 // ownership epoch the new owner claims
+	// From and FromEpoch name the ownership this assignment supersedes
+	// (From is -1 for a first power-on). A claimant treats every claim at
+	// or below FromEpoch as settled by the coordinator's proof, and any
+	// other live claim above it as a conflict.
+	From      int
+	FromEpoch uint64
 }
 
 // Message is the content of one heartbeat: who sent it, on which link, and a

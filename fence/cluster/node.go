@@ -1,28 +1,254 @@
+// Package cluster is vigil's pure decision core: one Node per host turns
+// evidence (heartbeats, datastore slots, BMC and hypervisor answers) into
+// verdicts and actions (heartbeats to send, slots to write, the watchdog pet,
+// fences, VM starts). No goroutines, no clock reads, no I/O: the shell passes
+// the host's monotonic time into every Step.
+//
+//	n := cluster.NewNode(cluster.Config{Spec: spec, Self: 0, Incarnation: inc})
+//	for ev := range events {
+//		for _, a := range n.Step(clock.Now(), ev) {
+//			execute(a)
+//		}
+//	}
+//
+// A broken invariant panics: the agent stops petting, and the watchdog turns
+// that into a self-fence.
 package cluster
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigil-ha/vigil/fence"
+	"github.com/vigil-ha/vigil/hb"
+)
 
 // Config starts a Node.
 type Config struct {
 	Spec        *Spec
 	Self        int    // this host's index in Spec.Hosts
-	Incarnation uint64 // new at every agent start
+	Incarnation uint64 // new at every agent start, larger than the last
 	Running     []int  // VMs the hypervisor runs when the agent starts
 }
 
 // Node is one host's pure state machine.
 type Node struct {
-	spec *Spec
-	self int
-	out  []Action
+	spec  *Spec
+	self  int
+	inc   uint64
+	det   hb.DetectorConfig
+	kOwn  int // datastores that must carry a fresh renewal (lease quorum)
+	kObs  int // datastores that must show a silent lease (proof c)
+	kClm  int // datastores a claim must be checked on
+	out   []Action
+	names []string
+
+	// time and network
+	started   bool
+	startAt   time.Duration
+	lastTick  time.Duration
+	seq       uint64
+	version   uint64 // digest version: bumped when Hears/flags/assignments change
+	carrier   []bool
+	gwOK      []time.Duration // last OK answer per link (-1: none)
+	gwPending []bool
+	lastPeer  time.Duration // last time any peer was heard
+	peers     []peer
+	hears     hb.HostSet
+
+	// datastores and lease
+	ds        []dstore
+	counter   uint64
+	lastBatch time.Duration // when the last record was issued
+	lastRec   *Record       // the newest record issued
+	joined    bool // own previous record read and adopted
+	running0  []int
+	lease     leaseState
+	wdArmed   bool
+	best      []*Record // newest record per host over all datastores
+	recDirty  bool
+	maint     bool
+	self0     SelfVerdict
+	selfSince time.Duration
+	isolated  bool
+
+	// VMs this host claims (at most one claim per VM)
+	claims  map[int]*localClaim
+	pending []hb.Assignment // assignments this host has seen for itself
+
+	// coordinator
+	coord    int
+	quorate  bool
+	co       *coordinator
+	epochMax []uint64 // highest epoch seen per VM (claims and assignments)
 }
 
+type leaseState uint8
+
+const (
+	leaseNone   leaseState = iota // never renewed yet: watchdog not armed
+	leaseFresh                    // renewed within L on enough datastores
+	leaseLapsed                   // lapsed once: never pet again (self-fence)
+)
+
 // NewNode returns the state machine of host c.Self.
-func NewNode(c Config) *Node { return &Node{spec: c.Spec, self: c.Self} }
+func NewNode(c Config) *Node {
+	s := c.Spec
+	if c.Self < 0 || c.Self >= len(s.Hosts) || len(s.Hosts) > hb.MaxHosts {
+		panic(fmt.Sprintf("cluster: host %d outside a cluster of %d", c.Self, len(s.Hosts)))
+	}
+	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running}
+	n.det = hb.DetectorConfig{Interval: s.Timing.Heartbeat, Floor: s.Timing.LinkTimeout}
+	n.kOwn, n.kObs = LeaseQuorum(s.Datastores)
+	n.kClm = ClaimQuorum(s.Datastores)
+	for _, h := range s.Hosts {
+		n.names = append(n.names, h.Name)
+	}
+	n.carrier = make([]bool, s.Links)
+	n.gwOK = make([]time.Duration, s.Links)
+	n.gwPending = make([]bool, s.Links)
+	for l := range n.carrier {
+		n.carrier[l] = true
+		n.gwOK[l] = -1
+	}
+	n.peers = make([]peer, len(s.Hosts))
+	for i := range n.peers {
+		n.peers[i].init(s.Links, s.Datastores, &n.det)
+	}
+	n.ds = make([]dstore, s.Datastores)
+	n.best = make([]*Record, len(s.Hosts))
+	n.claims = map[int]*localClaim{}
+	n.epochMax = make([]uint64, len(s.VMs))
+	n.co = newCoordinator(n)
+	return n
+}
 
 // Step feeds one event at local monotonic time now and returns the actions
 // to carry out. The slice is valid until the next call.
 func (n *Node) Step(now time.Duration, ev Event) []Action {
 	n.out = n.out[:0]
+	if !n.started {
+		n.started, n.startAt, n.lastTick, n.lastPeer = true, now, now, now
+		n.logf(slog.LevelInfo, "agent", "started incarnation %d", n.inc)
+	}
+	switch e := ev.(type) {
+	case Tick:
+		n.tick(now)
+	case Received:
+		n.received(now, e.Msg)
+	case LinkChanged:
+		n.linkChanged(now, e)
+	case GatewayReplied:
+		n.gwPending[e.Link] = false
+		if e.OK {
+			n.gwOK[e.Link] = now
+		}
+	case SlotWritten:
+		n.slotWritten(now, e)
+	case SlotsRead:
+		n.slotsRead(now, e)
+	case BMCReplied:
+		n.co.bmcReplied(now, e)
+	case VMDone:
+		n.vmDone(now, e)
+	case VMExited:
+		n.vmExited(now, e)
+	case Command:
+		n.command(now, e)
+	default:
+		panic(fmt.Sprintf("cluster: unknown event %T", ev))
+	}
+	if n.recDirty && n.joined {
+		n.writeAll(now)
+	}
 	return n.out
 }
+
+func (n *Node) tick(now time.Duration) {
+	t := &n.spec.Timing
+	if gap := now - n.lastTick; gap > 3*t.Heartbeat && gap > t.LinkTimeout/2 {
+		// Our own stall, not the peers' silence: restart the evidence clocks.
+		n.logf(slog.LevelWarn, "agent", "agent stalled for %s: restarting evidence clocks", ms(gap))
+		for i := range n.peers {
+			n.peers[i].net.Restart(now)
+		}
+		n.lastPeer = now
+		for l := range n.gwOK {
+			if n.gwOK[l] >= 0 {
+				n.gwOK[l] = now
+			}
+		}
+	}
+	n.lastTick = now
+	n.sendHeartbeats(now)
+	n.storageTick(now)
+	n.updateVerdicts(now)
+	n.updateSelf(now)
+	n.watchdog(now)
+	n.updateCoordinator(now)
+	if n.coord == n.self {
+		n.co.tick(now)
+	}
+}
+
+// watchdog pets while the host is entitled to run its VMs.
+func (n *Node) watchdog(now time.Duration) {
+	if n.lease != leaseFresh {
+		return
+	}
+	if !n.wdArmed {
+		n.wdArmed = true
+		n.logf(slog.LevelInfo, "wd", "arming watchdog (%s)", ms(n.spec.Timing.WatchdogTimeout))
+	}
+	n.emit(PetWatchdog{Timeout: n.spec.Timing.WatchdogTimeout})
+}
+
+func (n *Node) command(now time.Duration, c Command) {
+	switch c.Name {
+	case "maintenance-enter":
+		if n.maint {
+			return
+		}
+		n.maint = true
+		n.bump()
+		n.logf(slog.LevelInfo, "vm", "entering maintenance: moving VMs away")
+		n.releaseAll(now, Maintenance, VMStop)
+	case "maintenance-exit":
+		if !n.maint {
+			return
+		}
+		n.maint = false
+		n.bump()
+		n.logf(slog.LevelInfo, "vm", "leaving maintenance")
+	default:
+		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit", c.Name)
+	}
+}
+
+// bump marks the digest and the record changed.
+func (n *Node) bump() {
+	n.version++
+	n.recDirty = true
+}
+
+func (n *Node) emit(a Action) { n.out = append(n.out, a) }
+
+func (n *Node) logf(level slog.Level, component, format string, args ...any) {
+	n.emit(Log{Level: level, Component: component, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (n *Node) name(h int) string {
+	if h < 0 || h >= len(n.names) {
+		return "none"
+	}
+	return n.names[h]
+}
+
+func (n *Node) vmName(v int) string { return n.spec.VMs[v].Name }
+
+// ms formats a duration in milliseconds, for deterministic logs.
+func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
+
+// Fence is exported for status displays: the fence state of host h, if any.
+func (n *Node) Fence(h int) *fence.Fence { return n.co.fences[h] }

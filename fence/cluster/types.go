@@ -42,10 +42,11 @@ const (
 	Exited             // the VM stopped by itself
 	Rejoined           // found not running when the agent started
 	Stopped            // stopped by an operator: not restarted
+	Declined           // assigned to a host that could not take it
 )
 
 func (r Reason) String() string {
-	return [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped"}[r]
+	return [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined"}[r]
 }
 
 // Claim is one host's statement about one VM at one ownership epoch.

@@ -1,0 +1,448 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/fence"
+	"github.com/vigil-ha/vigil/fence/place"
+	"github.com/vigil-ha/vigil/hb"
+)
+
+// coordinator is the part of a Node that acts for the whole partition: it
+// fences failed hosts and assigns VMs. Only the coordinator of a quorate
+// partition runs it.
+type coordinator struct {
+	n        *Node
+	fences   []*fence.Fence
+	fenceInc []uint64
+	proven   []*Proof // per host: the proof for fenceInc
+	proofs   []Proof  // recent proofs, written to the record
+	assign   []hb.Assignment
+	attempts []int
+	failedAt []uint64 // epoch of the last start failure counted, per VM
+	retryAt  []time.Duration
+	gaveUp   []bool
+	said     []string // last refusal or wait reason logged, per VM
+	nextPlan time.Duration
+	dirty    bool
+	owner    []owner
+}
+
+// owner is the newest claim on a VM, over every record.
+type owner struct {
+	host  int
+	epoch uint64
+	state ClaimState
+	why   Reason
+}
+
+func newCoordinator(n *Node) *coordinator {
+	h, v := len(n.spec.Hosts), len(n.spec.VMs)
+	return &coordinator{
+		n: n, fences: make([]*fence.Fence, h), fenceInc: make([]uint64, h), proven: make([]*Proof, h),
+		attempts: make([]int, v), failedAt: make([]uint64, v), retryAt: make([]time.Duration, v),
+		gaveUp: make([]bool, v), said: make([]string, v), owner: make([]owner, v), dirty: true,
+	}
+}
+
+func (c *coordinator) stepDown() {
+	c.assign = nil
+	c.dirty = true
+}
+
+// ready says whether this host can act for the partition right now: its lease
+// is fresh, a majority of datastores was read recently, and the start-up
+// settle time (grace) has passed.
+func (c *coordinator) ready(now time.Duration) bool {
+	n := c.n
+	t := &n.spec.Timing
+	if n.lease != leaseFresh || now-n.startAt < t.Grace+t.DatastoreInterval {
+		return false
+	}
+	fresh := 0
+	for d := range n.ds {
+		if n.ds[d].readOK && now-n.ds[d].lastReadOK <= t.StorageTimeout() {
+			fresh++
+		}
+	}
+	return fresh >= n.kClm
+}
+
+func (c *coordinator) tick(now time.Duration) {
+	if !c.ready(now) {
+		return
+	}
+	c.owners()
+	c.pruneAssignments()
+	c.fenceTick(now)
+	if c.dirty || now >= c.nextPlan {
+		c.dirty = false
+		c.nextPlan = now + c.n.spec.Timing.DatastoreInterval
+		c.plan(now)
+	}
+}
+
+// owners computes the newest claim on every VM from every record (this
+// host's own claims from memory, the others from the datastores).
+func (c *coordinator) owners() {
+	n := c.n
+	for v := range c.owner {
+		c.owner[v] = owner{host: -1}
+	}
+	see := func(h int, cl Claim) {
+		o := &c.owner[cl.VM]
+		if cl.Epoch > o.epoch || (cl.Epoch == o.epoch && o.state == Released && cl.State != Released) {
+			*o = owner{host: h, epoch: cl.Epoch, state: cl.State, why: cl.Reason}
+		}
+	}
+	for h, r := range n.best {
+		if h == n.self || r == nil {
+			continue
+		}
+		for _, cl := range r.Claims {
+			if cl.VM < len(c.owner) {
+				see(h, cl)
+			}
+		}
+	}
+	for _, lc := range n.claims {
+		see(n.self, lc.Claim)
+	}
+}
+
+// pruneAssignments drops assignments their target has answered (claimed or
+// declined) and those whose target was fenced before answering.
+func (c *coordinator) pruneAssignments() {
+	keep := c.assign[:0:0]
+	for _, a := range c.assign {
+		o := c.owner[a.VM]
+		switch {
+		case o.epoch >= a.Epoch:
+		case c.proven[a.Host] != nil:
+		default:
+			keep = append(keep, a)
+			continue
+		}
+		c.dirty = true
+	}
+	if len(keep) != len(c.assign) {
+		c.assign = keep
+		c.n.bump()
+	}
+}
+
+// fenceTick fences every failed host that owns live claims or pending
+// assignments, and forgets fences of hosts that came back.
+func (c *coordinator) fenceTick(now time.Duration) {
+	n := c.n
+	for h := range n.peers {
+		if h == n.self {
+			continue
+		}
+		p := &n.peers[h]
+		inc := p.inc
+		if r := n.best[h]; r != nil && r.Incarnation > inc {
+			inc = r.Incarnation
+		}
+		if c.fences[h] != nil && inc != c.fenceInc[h] {
+			c.fences[h], c.proven[h] = nil, nil // a new life: the old fence is moot
+		}
+		f := c.fences[h]
+		if p.verdict != Failed {
+			if f != nil && f.State() != fence.Proven {
+				n.logf(slog.LevelInfo, "fence", "%s is %s again: fence abandoned", n.name(h), p.verdict)
+				c.fences[h] = nil
+			}
+			continue
+		}
+		if f == nil {
+			if !c.owns(h) {
+				continue
+			}
+			f = fence.New(n.spec.Hosts[h].BMC, n.spec.Timing.BMCPoll, n.spec.Timing.FenceTimeout)
+			c.fences[h], c.fenceInc[h] = f, inc
+			how := "waiting for its lease and watchdog deadlines"
+			if n.spec.Hosts[h].BMC {
+				how = "powering it off through its BMC"
+			}
+			n.logf(slog.LevelWarn, "fence", "fencing %s (incarnation %d): %s", n.name(h), inc, how)
+		}
+		c.stepFence(now, h, nil)
+	}
+}
+
+func (c *coordinator) owns(h int) bool {
+	for v := range c.owner {
+		if o := c.owner[v]; o.host == h && o.state != Released {
+			return true
+		}
+	}
+	for _, a := range c.assign {
+		if a.Host == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
+	n := c.n
+	f := c.fences[h]
+	if f == nil || f.State() == fence.Proven {
+		return
+	}
+	lease, ctr, _ := n.leaseProof(h, now)
+	req, stuck := f.Step(now, fence.Input{Start: true, LeaseProof: lease, Reply: r})
+	if stuck {
+		n.logf(slog.LevelError, "fence", "fence of %s has no proof after %s: check its BMC; still waiting for its lease to expire", n.name(h), ms(n.spec.Timing.FenceTimeout))
+	}
+	switch req {
+	case fence.PowerOff:
+		n.emit(BMC{Host: h, Op: BMCPowerOff})
+	case fence.Status:
+		n.emit(BMC{Host: h, Op: BMCStatus})
+	}
+	if f.State() != fence.Proven {
+		return
+	}
+	pr := Proof{Host: h, Incarnation: c.fenceInc[h], At: now}
+	if f.Method() == fence.BMC {
+		pr.Kind = ProofBMCOff
+		pr.Detail = fmt.Sprintf("BMC read back power off after %d request(s)", len(f.Attempts()))
+	} else {
+		pr.Kind, pr.Counter = ProofLease, ctr
+		t := &n.spec.Timing
+		pr.Detail = fmt.Sprintf("lease counter %d unchanged past L+W+margin=%s", ctr, ms(t.LeaseTimeout+t.WatchdogTimeout+t.Margin))
+	}
+	c.proven[h] = &pr
+	c.proofs = append(c.proofs, pr)
+	if len(c.proofs) > 8 {
+		c.proofs = c.proofs[len(c.proofs)-8:]
+	}
+	n.logf(slog.LevelWarn, "fence", "fenced %s in %s: %s (%s)", n.name(h), ms(now-f.Started()), pr.Kind, pr.Detail)
+	c.dirty = true
+	n.bump()
+}
+
+func (c *coordinator) bmcReplied(now time.Duration, e BMCReplied) {
+	if e.Host < 0 || e.Host >= len(c.fences) {
+		return
+	}
+	op := fence.PowerOff
+	if e.Op == BMCStatus {
+		op = fence.Status
+	}
+	c.stepFence(now, e.Host, &fence.Reply{Op: op, On: e.On, Err: e.Err})
+}
+
+// candidate is a VM the coordinator wants running and the ownership it
+// supersedes.
+type candidate struct {
+	vm    int
+	from  int
+	epoch uint64
+	proof Proof
+	first bool // never ran: admission control applies
+	avoid []int
+}
+
+func (c *coordinator) candidates(now time.Duration) []candidate {
+	n := c.n
+	pending := make(map[int]bool, len(c.assign))
+	for _, a := range c.assign {
+		pending[a.VM] = true
+	}
+	var cands []candidate
+	for v := range n.spec.VMs {
+		o := c.owner[v]
+		if pending[v] || c.gaveUp[v] || n.epochMax[v] > o.epoch {
+			continue // assigned (by us or a coordinator before us) and not answered yet
+		}
+		spec := &n.spec.VMs[v]
+		switch {
+		case o.host < 0:
+			cands = append(cands, candidate{vm: v, from: -1, first: true})
+		case o.state == Released:
+			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != Declined && o.why != Conflict) {
+				continue
+			}
+			cd := candidate{vm: v, from: o.host, epoch: o.epoch, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: "released: " + o.why.String()}}
+			if o.why == StartFailed || o.why == Exited {
+				if !c.retry(now, v, o) {
+					continue
+				}
+				cd.avoid = []int{o.host}
+			}
+			cands = append(cands, cd)
+		case o.host != n.self && c.proven[o.host] != nil:
+			if !spec.Protected {
+				c.say(v, slog.LevelInfo, "%s is not protected: not restarted after %s failed", spec.Name, n.name(o.host))
+				continue
+			}
+			cands = append(cands, candidate{vm: v, from: o.host, epoch: o.epoch, proof: *c.proven[o.host]})
+		}
+	}
+	return cands
+}
+
+// retry applies the restart budget and backoff to a VM whose last start
+// failed or which exited.
+func (c *coordinator) retry(now time.Duration, v int, o owner) bool {
+	n := c.n
+	if c.failedAt[v] != o.epoch {
+		c.failedAt[v] = o.epoch
+		c.attempts[v]++
+		if c.attempts[v] > n.spec.Policy.RestartAttempts {
+			c.gaveUp[v] = true
+			n.logf(slog.LevelError, "coord", "%s: restart budget of %d attempts used up: operator action needed", n.vmName(v), n.spec.Policy.RestartAttempts)
+			return false
+		}
+		c.retryAt[v] = now + n.spec.Policy.RestartBackoff<<(c.attempts[v]-1)
+		n.logf(slog.LevelInfo, "coord", "%s: retry %d of %d in %s", n.vmName(v), c.attempts[v], n.spec.Policy.RestartAttempts, ms(c.retryAt[v]-now))
+	}
+	return now >= c.retryAt[v]
+}
+
+func (c *coordinator) say(v int, level slog.Level, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if c.said[v] != msg {
+		c.said[v] = msg
+		c.n.logf(level, "coord", "%s", msg)
+	}
+}
+
+// eligible lists the hosts that may receive VMs, with their commitments.
+func (c *coordinator) eligible() []place.Host {
+	n := c.n
+	var hosts []place.Host
+	idx := make([]int, len(n.peers))
+	for h := range n.peers {
+		idx[h] = -1
+		ok := h == n.self && !n.maint && n.self0 == Healthy
+		if h != n.self {
+			p := &n.peers[h]
+			ok = n.hears.Has(h) && p.verdict == Alive && !p.maint && !n.declaredIsolated(h) && c.proven[h] == nil
+		}
+		if !ok {
+			continue
+		}
+		hs := &n.spec.Hosts[h]
+		idx[h] = len(hosts)
+		hosts = append(hosts, place.Host{Index: h, Name: hs.Name, CPU: hs.CPU, MemoryMiB: hs.MemoryMiB})
+	}
+	commit := func(h, v int) {
+		if h < 0 || idx[h] < 0 {
+			return
+		}
+		ph, vs := &hosts[idx[h]], &n.spec.VMs[v]
+		ph.UsedCPU += vs.CPU
+		ph.UsedMemoryMiB += vs.MemoryMiB
+		if vs.AntiAffinity != "" {
+			ph.Groups = append(ph.Groups, vs.AntiAffinity)
+		}
+	}
+	for v, o := range c.owner {
+		if o.state != Released {
+			commit(o.host, v)
+		}
+	}
+	for _, a := range c.assign {
+		commit(a.Host, a.VM)
+	}
+	return hosts
+}
+
+func (c *coordinator) plan(now time.Duration) {
+	n := c.n
+	cands := c.candidates(now)
+	if len(cands) == 0 {
+		return
+	}
+	hosts := c.eligible()
+	running := make([]bool, len(n.spec.VMs))
+	var on []place.VM
+	for v, o := range c.owner {
+		running[v] = o.state == Running && (o.host == n.self || c.proven[o.host] == nil)
+		if o.state != Released && n.spec.VMs[v].Protected {
+			on = append(on, c.pvm(v, nil))
+		}
+	}
+	for _, a := range c.assign {
+		if n.spec.VMs[a.VM].Protected {
+			on = append(on, c.pvm(a.VM, nil))
+		}
+	}
+	byVM := map[int]*candidate{}
+	var req []place.VM
+	sort.SliceStable(cands, func(i, j int) bool {
+		pi, pj := n.spec.VMs[cands[i].vm].Priority, n.spec.VMs[cands[j].vm].Priority
+		return pi > pj
+	})
+	for i := range cands {
+		cd := &cands[i]
+		pv := c.pvm(cd.vm, cd.avoid)
+		if cd.first && n.spec.VMs[cd.vm].Protected {
+			if err := place.Admit(hosts, on, pv, n.spec.Policy.HostFailures); err != nil {
+				c.say(cd.vm, slog.LevelWarn, "%v", err)
+				continue
+			}
+			on = append(on, pv)
+		}
+		byVM[cd.vm] = cd
+		req = append(req, pv)
+	}
+	if len(req) == 0 {
+		return
+	}
+	names := make([]string, len(n.spec.VMs))
+	for v := range n.spec.VMs {
+		names[v] = n.spec.VMs[v].Name
+	}
+	res := place.Plan(place.Request{Hosts: hosts, VMs: req, Running: running, Names: names})
+	for _, p := range res.Placed {
+		cd := byVM[p.VM]
+		n.epochMax[p.VM]++
+		a := hb.Assignment{VM: p.VM, Host: p.Host, Epoch: n.epochMax[p.VM], From: cd.from, FromEpoch: cd.epoch}
+		c.assign = append(c.assign, a)
+		c.said[p.VM] = ""
+		var failed time.Duration
+		if cd.from >= 0 && cd.from != n.self {
+			failed = n.peers[cd.from].silentAt
+		}
+		n.emit(Assigned{VM: p.VM, From: cd.from, To: p.Host, Epoch: a.Epoch, Proof: cd.proof, Failed: failed})
+		if cd.from < 0 {
+			n.logf(slog.LevelInfo, "coord", "power on %s on %s (epoch %d)", n.vmName(p.VM), n.name(p.Host), a.Epoch)
+		} else {
+			n.logf(slog.LevelInfo, "coord", "restart %s on %s (epoch %d, was on %s; proof: %s)", n.vmName(p.VM), n.name(p.Host), a.Epoch, n.name(cd.from), cd.proof.Kind)
+		}
+	}
+	for _, w := range res.Waiting {
+		c.say(w.VM, slog.LevelInfo, "%s: %s", n.vmName(w.VM), w.Reason)
+	}
+	for _, r := range res.Refused {
+		c.say(r.VM, slog.LevelWarn, "cannot place %s: %s", n.vmName(r.VM), r.Reason)
+	}
+	if len(res.Placed) > 0 {
+		n.version++
+		n.bump()
+	}
+}
+
+func (c *coordinator) pvm(v int, avoid []int) place.VM {
+	s := &c.n.spec.VMs[v]
+	return place.VM{Index: v, Name: s.Name, CPU: s.CPU, MemoryMiB: s.MemoryMiB, Priority: int(s.Priority),
+		After: s.After, Group: s.AntiAffinity, Preferred: s.Host, Avoid: avoid}
+}
+
+// Assignments lists the coordinator's outstanding assignments.
+func (n *Node) Assignments() []string {
+	var out []string
+	for _, a := range n.co.assign {
+		out = append(out, fmt.Sprintf("%s->%s@%d", n.vmName(a.VM), n.name(a.Host), a.Epoch))
+	}
+	return []string{strings.Join(out, " ")}
+}

@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/vigil-ha/vigil/hb"
+)
+
+// peer is everything this host knows about one other host.
+type peer struct {
+	net      hb.Peer
+	inc      uint64 // incarnation last heard on the network
+	version  uint64
+	heard    bool
+	hears    hb.HostSet
+	coord    int
+	isolated bool
+	maint    bool
+	assign   []hb.Assignment // the peer's gossiped assignments
+	store    []storeObs      // per datastore
+	verdict  Verdict
+	since    time.Duration // when the verdict last changed
+	silentAt time.Duration // when the peer went network-silent (-1 while heard)
+}
+
+func (p *peer) init(links, datastores int, det *hb.DetectorConfig) {
+	p.net.Init(links, det)
+	p.store = make([]storeObs, datastores)
+	p.coord = -1
+	p.silentAt = -1
+}
+
+func (n *Node) sendHeartbeats(now time.Duration) {
+	n.seq++
+	var assign []hb.Assignment
+	if n.coord == n.self {
+		assign = n.co.assign
+	}
+	for l := 0; l < n.spec.Links; l++ {
+		n.emit(Send{Msg: &hb.Message{
+			From:        n.self,
+			Incarnation: n.inc,
+			Seq:         n.seq,
+			Link:        l,
+			SentAt:      now,
+			Hears:       n.hears,
+			Coordinator: n.coord,
+			Isolated:    n.isolated,
+			Maintenance: n.maint,
+			Version:     n.version,
+			Assignments: assign,
+		}})
+	}
+}
+
+func (n *Node) received(now time.Duration, m *hb.Message) {
+	if m.From == n.self || m.From < 0 || m.From >= len(n.peers) || m.Link < 0 || m.Link >= n.spec.Links {
+		return
+	}
+	p := &n.peers[m.From]
+	if m.Incarnation < p.inc {
+		return // a packet from an earlier life of the peer
+	}
+	p.net.Link(m.Link).Heard(now)
+	n.lastPeer = now
+	if m.Incarnation != p.inc || !p.heard {
+		if p.heard {
+			n.logf(slog.LevelInfo, "hb", "%s restarted (incarnation %d)", n.name(m.From), m.Incarnation)
+		}
+		p.inc, p.heard = m.Incarnation, true
+		p.version = m.Version + 1 // force a digest update
+	}
+	if m.Version == p.version {
+		return
+	}
+	p.version = m.Version
+	p.hears, p.coord, p.isolated, p.maint = m.Hears, m.Coordinator, m.Isolated, m.Maintenance
+	p.assign = m.Assignments
+	for i := range m.Assignments {
+		a := &m.Assignments[i]
+		if a.Host == n.self {
+			n.assigned(now, m.From, *a)
+		}
+	}
+}
+
+func (n *Node) linkChanged(now time.Duration, e LinkChanged) {
+	if e.Link < 0 || e.Link >= len(n.carrier) || n.carrier[e.Link] == e.Up {
+		return
+	}
+	n.carrier[e.Link] = e.Up
+	if e.Up {
+		n.logf(slog.LevelInfo, "hb", "link %d carrier up", e.Link)
+		return
+	}
+	n.logf(slog.LevelWarn, "hb", "link %d carrier down", e.Link)
+	for i := range n.peers {
+		n.peers[i].net.Link(e.Link).CarrierDown(now)
+	}
+}
+
+// probeGateways asks every link's isolation address while no peer is heard.
+func (n *Node) probeGateways() {
+	for l := range n.gwPending {
+		if !n.gwPending[l] {
+			n.gwPending[l] = true
+			n.emit(ProbeGateway{Link: l})
+		}
+	}
+}
+
+// gatewayAnswered reports whether any isolation address answered recently.
+func (n *Node) gatewayAnswered(now time.Duration) bool {
+	for _, t := range n.gwOK {
+		if t >= 0 && now-t <= n.spec.Timing.Grace {
+			return true
+		}
+	}
+	return false
+}

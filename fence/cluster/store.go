@@ -1,0 +1,347 @@
+package cluster
+
+import (
+	"log/slog"
+	"math/bits"
+	"time"
+)
+
+// dstore is this host's view of one datastore.
+type dstore struct {
+	writing    bool
+	wStart     time.Duration
+	wCounter   uint64
+	dirty      bool          // a newer record waits for the write in flight
+	counted    time.Duration // start of the last renewal that completed within io
+	hasCounted bool
+	okCounter  uint64 // newest counter known written (completed without error)
+	reading    bool
+	rStart     time.Duration
+	rAfter     uint64 // okCounter when the read in flight was issued
+	readAgain  bool
+	lastRead   time.Duration // issue time of the last read
+	lastReadOK time.Duration // start time of the last successful read
+	readOK     bool
+	failing    bool
+}
+
+// storeObs is what this host saw of one peer's slot on one datastore.
+type storeObs struct {
+	inc, counter uint64
+	seen         time.Duration // when this counter was first seen (this host's clock)
+	same         time.Duration // start of the latest read that still saw it
+	valid        bool
+}
+
+type storeState uint8
+
+const (
+	storeUnknown storeState = iota
+	storeAlive
+	storeSilent
+)
+
+func (n *Node) storageTick(now time.Duration) {
+	t := &n.spec.Timing
+	for d := range n.ds {
+		ds := &n.ds[d]
+		if !ds.reading && (ds.lastRead == 0 && !ds.readOK || now-ds.lastRead >= t.DatastoreInterval) {
+			n.read(now, d)
+		}
+	}
+	if !n.joined {
+		n.tryJoin(now)
+		return
+	}
+	if now-n.lastBatch >= t.DatastoreInterval {
+		n.writeAll(now)
+	}
+	n.evalLease(now)
+}
+
+func (n *Node) read(now time.Duration, d int) {
+	ds := &n.ds[d]
+	if ds.reading {
+		ds.readAgain = true
+		return
+	}
+	ds.reading, ds.rStart, ds.rAfter, ds.lastRead = true, now, ds.okCounter, now
+	n.emit(ReadSlots{DS: d})
+}
+
+// writeAll writes a fresh record (a renewal) to every datastore.
+func (n *Node) writeAll(now time.Duration) {
+	n.recDirty = false
+	n.lastBatch = now
+	n.counter++
+	n.lastRec = n.record()
+	for d := range n.ds {
+		ds := &n.ds[d]
+		if ds.writing {
+			ds.dirty = true
+			continue
+		}
+		n.write(now, d)
+	}
+}
+
+func (n *Node) write(now time.Duration, d int) {
+	ds := &n.ds[d]
+	ds.writing, ds.wStart, ds.wCounter, ds.dirty = true, now, n.lastRec.Counter, false
+	n.emit(WriteSlot{DS: d, Record: n.lastRec})
+}
+
+func (n *Node) slotWritten(now time.Duration, e SlotWritten) {
+	if e.DS < 0 || e.DS >= len(n.ds) || !n.ds[e.DS].writing {
+		return
+	}
+	ds := &n.ds[e.DS]
+	ds.writing = false
+	if e.Err != nil {
+		n.dsFailing(e.DS, true, "write", e.Err)
+	} else {
+		n.dsFailing(e.DS, false, "", nil)
+		if now-ds.wStart <= n.spec.Timing.IOTimeout && (!ds.hasCounted || ds.wStart > ds.counted) {
+			ds.counted, ds.hasCounted = ds.wStart, true
+		}
+		ds.okCounter = ds.wCounter
+		if n.claimsChecking() {
+			n.read(now, e.DS)
+		}
+	}
+	if ds.dirty && n.lastRec != nil && n.lastRec.Counter > ds.wCounter {
+		n.write(now, e.DS)
+	}
+	n.evalLease(now)
+}
+
+func (n *Node) dsFailing(d int, failing bool, op string, err error) {
+	ds := &n.ds[d]
+	if ds.failing == failing {
+		return
+	}
+	ds.failing = failing
+	if failing {
+		n.logf(slog.LevelWarn, "ds", "datastore %d: %s failed: %v", d, op, err)
+	} else {
+		n.logf(slog.LevelInfo, "ds", "datastore %d: I/O succeeds again", d)
+	}
+}
+
+func (n *Node) slotsRead(now time.Duration, e SlotsRead) {
+	if e.DS < 0 || e.DS >= len(n.ds) || !n.ds[e.DS].reading {
+		return
+	}
+	ds := &n.ds[e.DS]
+	ds.reading = false
+	if e.Err != nil {
+		n.dsFailing(e.DS, true, "read", e.Err)
+	} else {
+		n.dsFailing(e.DS, false, "", nil)
+		ds.readOK, ds.lastReadOK = true, ds.rStart
+		n.observe(now, e.DS, e.Records)
+		if n.joined {
+			n.checkClaims(now, e.DS, e.Records)
+		}
+	}
+	if ds.readAgain {
+		ds.readAgain = false
+		n.read(now, e.DS)
+	}
+}
+
+// observe records every slot of one datastore read.
+func (n *Node) observe(now time.Duration, d int, recs []*Record) {
+	rStart := n.ds[d].rStart
+	for h := range n.peers {
+		var r *Record
+		if h < len(recs) {
+			r = recs[h]
+		}
+		if r != nil && r.Host != h {
+			r = nil // a record in the wrong slot is not trusted
+		}
+		if r != nil && r.newer(n.best[h]) {
+			n.best[h] = r
+			n.learn(now, h, r)
+		}
+		if h == n.self {
+			continue
+		}
+		var inc, ctr uint64
+		if r != nil {
+			inc, ctr = r.Incarnation, r.Counter
+		}
+		o := &n.peers[h].store[d]
+		if !o.valid || o.inc != inc || o.counter != ctr {
+			*o = storeObs{inc: inc, counter: ctr, seen: now, same: rStart, valid: true}
+		} else {
+			o.same = rStart
+		}
+	}
+}
+
+// learn takes what a newer record of host h says about VMs and assignments.
+func (n *Node) learn(now time.Duration, h int, r *Record) {
+	for _, c := range r.Claims {
+		if c.VM < len(n.epochMax) && c.Epoch > n.epochMax[c.VM] {
+			n.epochMax[c.VM] = c.Epoch
+		}
+	}
+	for _, a := range r.Assignments {
+		if a.VM < len(n.epochMax) && a.Epoch > n.epochMax[a.VM] {
+			n.epochMax[a.VM] = a.Epoch
+		}
+		if a.Host == n.self && n.joined {
+			n.assigned(now, h, a)
+		}
+	}
+}
+
+// tryJoin adopts this host's previous record once the datastores answered.
+func (n *Node) tryJoin(now time.Duration) {
+	t := &n.spec.Timing
+	ok, done := 0, 0
+	for d := range n.ds {
+		if n.ds[d].readOK {
+			ok++
+		}
+		if n.ds[d].readOK || n.ds[d].failing {
+			done++
+		}
+	}
+	if ok == 0 || (done < len(n.ds) && now-n.startAt < t.IOTimeout+t.DatastoreInterval) {
+		return
+	}
+	n.join(now)
+}
+
+func (n *Node) join(now time.Duration) {
+	n.joined = true
+	running := map[int]bool{}
+	for _, v := range n.running0 {
+		running[v] = true
+	}
+	if own := n.best[n.self]; own != nil {
+		n.counter = own.Counter
+		for _, c := range own.Claims {
+			lc := &localClaim{Claim: c, from: -1}
+			if c.State != Released {
+				if running[c.VM] {
+					lc.State = Running
+					n.logf(slog.LevelInfo, "vm", "kept %s (epoch %d) across the agent restart", n.vmName(c.VM), c.Epoch)
+				} else {
+					lc.State, lc.Reason = Released, Rejoined
+				}
+			}
+			delete(running, c.VM)
+			n.claims[c.VM] = lc
+		}
+	}
+	for v := range n.spec.VMs {
+		if running[v] {
+			n.logf(slog.LevelWarn, "vm", "%s runs here without an ownership claim: killing it", n.vmName(v))
+			n.emit(VM{VM: v, Op: VMKill})
+		}
+	}
+	n.logf(slog.LevelInfo, "ds", "joined: read %d of %d datastores", n.readableCount(), len(n.ds))
+	for h, r := range n.best {
+		if r != nil && h != n.self {
+			n.learn(now, h, r)
+		}
+	}
+	n.bump()
+}
+
+func (n *Node) readableCount() int {
+	c := 0
+	for d := range n.ds {
+		if n.ds[d].readOK && !n.ds[d].failing {
+			c++
+		}
+	}
+	return c
+}
+
+// evalLease applies the lease rule: fresh while enough datastores carry a
+// renewal younger than L; once lapsed, never fresh again in this incarnation.
+func (n *Node) evalLease(now time.Duration) {
+	if n.lease == leaseLapsed || !n.joined {
+		return
+	}
+	L := n.spec.Timing.LeaseTimeout
+	fresh := 0
+	for d := range n.ds {
+		if n.ds[d].hasCounted && now-n.ds[d].counted < L {
+			fresh++
+		}
+	}
+	switch {
+	case fresh >= n.kOwn && n.lease == leaseNone:
+		n.lease = leaseFresh
+		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
+	case fresh < n.kOwn && n.lease == leaseFresh:
+		n.lease = leaseLapsed
+		n.logf(slog.LevelError, "ds", "lease lapsed (fresh on %d of %d datastores, need %d): self-fencing, the watchdog will reset this host", fresh, len(n.ds), n.kOwn)
+		n.bump()
+	}
+}
+
+// storeOf classifies a peer's slot on one datastore.
+func (n *Node) storeOf(p *peer, d int, now time.Duration) storeState {
+	t := &n.spec.Timing
+	ds := &n.ds[d]
+	if !ds.readOK || now-ds.lastReadOK > t.StorageTimeout()+t.DatastoreInterval {
+		return storeUnknown
+	}
+	o := &p.store[d]
+	if !o.valid {
+		return storeUnknown
+	}
+	if o.same-o.seen >= t.StorageTimeout() {
+		return storeSilent
+	}
+	return storeAlive
+}
+
+// storage aggregates a peer's slots: alive on any datastore is alive; silent
+// needs k_o datastores; anything else is unknown.
+func (n *Node) storage(p *peer, now time.Duration) (st storeState, alive, silent int) {
+	for d := range n.ds {
+		switch n.storeOf(p, d, now) {
+		case storeAlive:
+			alive++
+		case storeSilent:
+			silent++
+		}
+	}
+	switch {
+	case alive > 0:
+		return storeAlive, alive, silent
+	case silent >= n.kObs:
+		return storeSilent, alive, silent
+	}
+	return storeUnknown, alive, silent
+}
+
+// leaseProof reports whether proof (c) holds for peer h: on k_o datastores
+// the same counter was still read at t_seen+L+io+r, and now >= t_seen+L+W+margin.
+func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc uint64) {
+	t := &n.spec.Timing
+	p := &n.peers[h]
+	good := 0
+	for d := range n.ds {
+		o := &p.store[d]
+		if !o.valid {
+			continue
+		}
+		if o.same >= o.seen+t.LeaseTimeout+t.IOTimeout+t.DatastoreInterval &&
+			now >= o.seen+t.LeaseTimeout+t.WatchdogTimeout+t.Margin {
+			good++
+			ctr, inc = o.counter, o.inc
+		}
+	}
+	return good >= n.kObs, ctr, inc
+}
+
+func popcount(m uint8) int { return bits.OnesCount8(m) }

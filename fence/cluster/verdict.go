@@ -1,0 +1,285 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/hb"
+)
+
+// Verdict is what this host concludes about a peer.
+type Verdict uint8
+
+// Peer verdicts. The decision table (first matching row wins):
+//
+//	network (any link)  | storage (counter)   | declared  | verdict
+//	--------------------+---------------------+-----------+-------------
+//	heard, or a peer we | -                   | -         | alive
+//	hear hears it       |                     |           |
+//	silent              | advancing           | isolated  | isolated
+//	silent              | advancing           | -         | partitioned
+//	silent              | unknown (own reads  | -         | partitioned
+//	                    | failing)            |           |
+//	silent < grace      | silent              | -         | suspect
+//	silent >= grace     | silent on k_o       | -         | failed
+//
+// Only "failed" leads to a fence; "partitioned" and "isolated" hosts keep
+// (or release) their VMs themselves.
+const (
+	Unknown Verdict = iota
+	Alive
+	Suspect
+	Partitioned
+	Isolated
+	Failed
+)
+
+func (v Verdict) String() string {
+	return [...]string{"unknown", "alive", "suspect", "partitioned", "isolated", "failed"}[v]
+}
+
+// SelfVerdict is what this host concludes about itself.
+type SelfVerdict uint8
+
+// Self verdicts, by precedence: a lapsed lease beats isolation.
+//
+//	lease   | peers heard          | isolation address | verdict
+//	--------+----------------------+-------------------+---------------
+//	lapsed  | -                    | -                 | datastore-lost
+//	-       | none for >= grace    | none answers      | isolated
+//	-       | otherwise            |                   | healthy
+const (
+	Starting SelfVerdict = iota
+	Healthy
+	SelfIsolated
+	DatastoreLost
+)
+
+func (v SelfVerdict) String() string {
+	return [...]string{"starting", "healthy", "isolated", "datastore-lost"}[v]
+}
+
+func (n *Node) updateVerdicts(now time.Duration) {
+	hears := hb.HostSet(0)
+	for h := range n.peers {
+		if h == n.self {
+			continue
+		}
+		p := &n.peers[h]
+		if p.net.State(now, &n.det) != hb.Down {
+			hears = hears.With(h)
+			p.silentAt = -1
+		} else if p.silentAt < 0 {
+			p.silentAt = now
+			if last, ok := p.net.LastHeard(); ok {
+				n.logf(slog.LevelInfo, "hb", "%s silent on all links (last heard %s ago)", n.name(h), ms(now-last))
+			}
+		}
+	}
+	if hears != n.hears {
+		n.hears = hears
+		n.version++
+	}
+	for h := range n.peers {
+		if h == n.self {
+			continue
+		}
+		p := &n.peers[h]
+		v := n.verdict(h, now)
+		if v != p.verdict {
+			if p.verdict != Unknown || v != Alive {
+				n.logf(levelOf(v), "verdict", "%s: %s -> %s (%s)", n.name(h), p.verdict, v, strings.Join(n.Explain(h, now), "; "))
+			}
+			p.verdict, p.since = v, now
+		}
+	}
+}
+
+func levelOf(v Verdict) slog.Level {
+	if v == Failed {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// verdict applies the decision table to peer h.
+func (n *Node) verdict(h int, now time.Duration) Verdict {
+	p := &n.peers[h]
+	if n.hears.Has(h) || n.heardVia(h) >= 0 {
+		return Alive
+	}
+	st, _, _ := n.storage(p, now)
+	switch st {
+	case storeAlive:
+		if r := n.best[h]; (r != nil && r.Isolated) || p.isolated {
+			return Isolated
+		}
+		return Partitioned
+	case storeUnknown:
+		return Partitioned
+	}
+	if p.net.SilentFor(now) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
+		return Suspect
+	}
+	return Failed
+}
+
+// heardVia returns a peer this host hears that reports hearing h, or -1.
+func (n *Node) heardVia(h int) int {
+	for q := range n.peers {
+		if q != h && q != n.self && n.hears.Has(q) && n.peers[q].hears.Has(h) {
+			return q
+		}
+	}
+	return -1
+}
+
+// Explain lists the evidence rows behind the verdict on peer h.
+func (n *Node) Explain(h int, now time.Duration) []string {
+	if h == n.self {
+		return n.explainSelf(now)
+	}
+	p := &n.peers[h]
+	var rows []string
+	var links []string
+	for l := range p.net.Links() {
+		lk := p.net.Link(l)
+		st := lk.State(now, &n.det)
+		if last, ok := lk.LastHeard(); ok {
+			links = append(links, fmt.Sprintf("link%d %s (last heard %s ago, timeout %s)", l, st, ms(now-last), ms(lk.Timeout(&n.det))))
+		} else {
+			links = append(links, fmt.Sprintf("link%d never heard", l))
+		}
+	}
+	rows = append(rows, "network: "+strings.Join(links, ", "))
+	if q := n.heardVia(h); q >= 0 && !n.hears.Has(h) {
+		rows = append(rows, "network: "+n.name(q)+" hears it")
+	}
+	var ds []string
+	for d := range n.ds {
+		o := &p.store[d]
+		switch n.storeOf(p, d, now) {
+		case storeUnknown:
+			ds = append(ds, fmt.Sprintf("ds%d unknown", d))
+		case storeAlive:
+			ds = append(ds, fmt.Sprintf("ds%d advancing (counter %d)", d, o.counter))
+		case storeSilent:
+			ds = append(ds, fmt.Sprintf("ds%d silent %s (counter %d)", d, ms(o.same-o.seen), o.counter))
+		}
+	}
+	rows = append(rows, "storage: "+strings.Join(ds, ", "))
+	if r := n.best[h]; (r != nil && r.Isolated) || p.isolated {
+		rows = append(rows, "declared isolated")
+	}
+	return rows
+}
+
+func (n *Node) explainSelf(now time.Duration) []string {
+	fresh := 0
+	for d := range n.ds {
+		if n.ds[d].hasCounted && now-n.ds[d].counted < n.spec.Timing.LeaseTimeout {
+			fresh++
+		}
+	}
+	rows := []string{
+		fmt.Sprintf("lease: %s, fresh on %d of %d datastores (need %d)", [...]string{"not yet", "fresh", "lapsed"}[n.lease], fresh, len(n.ds), n.kOwn),
+		fmt.Sprintf("peers heard: %d of %d, last %s ago", n.hears.Len(), len(n.peers)-1, ms(now-n.lastPeer)),
+	}
+	if n.gatewayAnswered(now) {
+		rows = append(rows, "isolation address answers")
+	} else {
+		rows = append(rows, "no isolation address answers")
+	}
+	return rows
+}
+
+func (n *Node) updateSelf(now time.Duration) {
+	v := Healthy
+	switch {
+	case n.lease == leaseLapsed:
+		v = DatastoreLost
+	case n.hears != 0:
+	case now-n.lastPeer >= n.spec.Timing.LinkTimeout:
+		n.probeGateways()
+		if now-n.lastPeer >= n.spec.Timing.Grace && !n.gatewayAnswered(now) && len(n.peers) > 1 {
+			v = SelfIsolated
+		}
+	}
+	if !n.joined {
+		v = Starting
+	}
+	if v == n.self0 {
+		return
+	}
+	n.logf(map[bool]slog.Level{true: slog.LevelWarn, false: slog.LevelInfo}[v != Healthy], "verdict", "self: %s -> %s (%s)", n.self0, v, strings.Join(n.explainSelf(now), "; "))
+	n.self0, n.selfSince = v, now
+	iso := v == SelfIsolated
+	if iso != n.isolated {
+		n.isolated = iso
+		n.bump()
+		if iso {
+			n.isolationResponse(now)
+		}
+	}
+}
+
+// updateCoordinator elects the coordinator of this host's partition: the
+// lowest host of a quorate partition. A partition of exactly half the hosts
+// is quorate only if it holds the lowest host that is not known dead (heard,
+// or storage-alive or unknown, and not declared isolated): the datastore
+// breaks the tie.
+func (n *Node) updateCoordinator(now time.Duration) {
+	part := n.hears.With(n.self)
+	total := len(n.peers)
+	quorate := 2*part.Len() > total
+	if !quorate && 2*part.Len() == total {
+		low := part.Min()
+		for h := 0; h < low; h++ {
+			p := &n.peers[h]
+			if st, _, _ := n.storage(p, now); st != storeSilent && !n.declaredIsolated(h) {
+				low = h
+				break
+			}
+		}
+		quorate = part.Has(low)
+	}
+	coord := -1
+	if quorate && n.self0 == Healthy {
+		coord = part.Min()
+	}
+	n.quorate = quorate
+	if coord != n.coord {
+		switch {
+		case coord == n.self:
+			n.logf(slog.LevelInfo, "coord", "this host is now the coordinator (%d of %d hosts in partition)", part.Len(), total)
+		case coord < 0 && n.coord == n.self:
+			n.logf(slog.LevelWarn, "coord", "no longer coordinator (partition of %d of %d hosts, quorate=%v)", part.Len(), total, quorate)
+		}
+		if n.coord == n.self {
+			n.co.stepDown()
+		}
+		n.coord = coord
+		n.version++
+	}
+}
+
+func (n *Node) declaredIsolated(h int) bool {
+	r := n.best[h]
+	return (r != nil && r.Isolated) || n.peers[h].isolated
+}
+
+// Verdicts returns the current verdict on every host (self is Unknown).
+func (n *Node) Verdicts() []Verdict {
+	v := make([]Verdict, len(n.peers))
+	for h := range n.peers {
+		v[h] = n.peers[h].verdict
+	}
+	return v
+}
+
+// Self is this host's verdict on itself; Coordinator the host it takes for
+// coordinator (-1 none).
+func (n *Node) Self() SelfVerdict { return n.self0 }
+func (n *Node) Coordinator() int  { return n.coord }
