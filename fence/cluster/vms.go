@@ -32,6 +32,13 @@ func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
 	}
 	n.epochMax[a.VM] = a.Epoch
 	name := n.vmName(a.VM)
+	if lc := n.claims[a.VM]; lc != nil && lc.State != Released && !lc.stopping {
+		// Already ours: take the new epoch, never a second start.
+		lc.Epoch, lc.from, lc.fromEpoch = a.Epoch, a.From, a.FromEpoch
+		n.logf(slog.LevelInfo, "vm", "%s already runs here: now at epoch %d", name, a.Epoch)
+		n.bump()
+		return
+	}
 	if n.maint || n.isolated || n.lease == leaseLapsed {
 		n.claims[a.VM] = &localClaim{Claim: Claim{VM: a.VM, Epoch: a.Epoch, State: Released, Reason: Declined}, from: a.From, fromEpoch: a.FromEpoch}
 		n.logf(slog.LevelInfo, "vm", "declined %s (epoch %d): host is %s", name, a.Epoch, n.self0)

@@ -1,0 +1,230 @@
+package cluster
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/hb"
+)
+
+const msec = time.Millisecond
+
+func testSpec(hosts, vms int) *Spec {
+	s := &Spec{Name: "t", Links: 2, Datastores: 1,
+		Timing: Timing{Heartbeat: 100 * msec, LinkTimeout: 500 * msec, DatastoreInterval: time.Second, IOTimeout: 2 * time.Second,
+			LeaseTimeout: 4 * time.Second, WatchdogTimeout: 4 * time.Second, Margin: time.Second, FenceTimeout: 20 * time.Second,
+			Grace: 2 * time.Second, BMCPoll: 200 * msec},
+		Policy: Policy{HostFailures: 1, RestartAttempts: 3, RestartBackoff: time.Second}}
+	for i := 0; i < hosts; i++ {
+		s.Hosts = append(s.Hosts, HostSpec{Name: "h" + string(rune('1'+i)), CPU: 16, MemoryMiB: 16384})
+	}
+	for i := 0; i < vms; i++ {
+		s.VMs = append(s.VMs, VMSpec{Name: "vm" + string(rune('1'+i)), CPU: 1, MemoryMiB: 1024, Priority: Medium, Protected: true, Host: -1, Isolation: ShutDown})
+	}
+	return s
+}
+
+// bench drives one node against a loopback datastore that answers at once:
+// slots holds every host's record, and the test plays the peers.
+type bench struct {
+	t       *testing.T
+	n       *Node
+	now     time.Duration
+	slots   []*Record
+	dsErr   error
+	hang    bool
+	pets    int
+	logs    []string
+	started []int
+	sent    int
+}
+
+func newBench(t *testing.T, s *Spec, self int) *bench {
+	b := &bench{t: t, n: NewNode(Config{Spec: s, Self: self, Incarnation: 1}), slots: make([]*Record, len(s.Hosts))}
+	return b
+}
+
+func (b *bench) step(ev Event) {
+	queue := []Event{ev}
+	for len(queue) > 0 {
+		ev, queue = queue[0], queue[1:]
+		for _, a := range b.n.Step(b.now, ev) {
+			switch x := a.(type) {
+			case WriteSlot:
+				if b.hang {
+					continue
+				}
+				if b.dsErr == nil {
+					b.slots[x.Record.Host] = x.Record
+				}
+				queue = append(queue, SlotWritten{DS: x.DS, Err: b.dsErr})
+			case ReadSlots:
+				if b.hang {
+					continue
+				}
+				recs := append([]*Record(nil), b.slots...)
+				queue = append(queue, SlotsRead{DS: x.DS, Records: recs, Err: b.dsErr})
+			case PetWatchdog:
+				b.pets++
+			case Log:
+				b.logs = append(b.logs, x.Component+": "+x.Msg)
+			case VM:
+				if x.Op == VMStart {
+					b.started = append(b.started, x.VM)
+				}
+			case Send:
+				b.sent++
+			}
+		}
+	}
+}
+
+// run ticks every heartbeat until the given time; peers lists hosts whose
+// heartbeats arrive on every tick, and whose slots advance every second.
+func (b *bench) run(until time.Duration, peers ...int) {
+	for b.now < until {
+		b.now += 100 * msec
+		for _, p := range peers {
+			for l := 0; l < b.n.spec.Links; l++ {
+				b.step(Received{Msg: &hb.Message{From: p, Incarnation: 1, Link: l, Coordinator: -1}})
+			}
+			if b.now%time.Second == 0 {
+				old := b.slots[p]
+				r := &Record{Host: p, Incarnation: 1, Counter: 1}
+				if old != nil {
+					c := *old
+					c.Counter++
+					r = &c
+				}
+				b.slots[p] = r
+			}
+		}
+		b.step(Tick{})
+	}
+}
+
+func (b *bench) logged(sub string) bool {
+	for _, l := range b.logs {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLeaseAndWatchdog(t *testing.T) {
+	b := newBench(t, testSpec(3, 0), 0)
+	b.run(3*time.Second, 1, 2)
+	if b.n.lease != leaseFresh || b.pets == 0 {
+		t.Fatalf("lease %d pets %d: want fresh and petting", b.n.lease, b.pets)
+	}
+	b.dsErr = errors.New("EIO")
+	pets := b.pets
+	b.run(5*time.Second, 1, 2)
+	if b.n.lease != leaseFresh {
+		t.Fatalf("a 2s datastore blip cost the lease")
+	}
+	b.run(9*time.Second, 1, 2)
+	if b.n.lease != leaseLapsed || !b.logged("lease lapsed") {
+		t.Fatalf("lease %d after 6s of failed writes: want lapsed", b.n.lease)
+	}
+	stopped := b.pets
+	b.dsErr = nil
+	b.run(12*time.Second, 1, 2)
+	if b.pets != stopped || stopped <= pets {
+		t.Fatalf("pets %d -> %d -> %d: a lapsed lease must never pet again", pets, stopped, b.pets)
+	}
+	if b.n.Self() != DatastoreLost {
+		t.Fatalf("self verdict %s, want datastore-lost", b.n.Self())
+	}
+}
+
+func TestVerdictTable(t *testing.T) {
+	cases := []struct {
+		name    string
+		prep    func(b *bench)
+		peers   []int // hosts still heartbeating (and writing) after 5 s
+		writers []int // hosts still writing their slot but silent on the network
+		want    Verdict
+	}{
+		{name: "heard", peers: []int{1, 2}, want: Alive},
+		{name: "silent network, advancing slot", peers: []int{1}, writers: []int{2}, want: Partitioned},
+		{name: "silent network, declared isolated", peers: []int{1}, writers: []int{2},
+			prep: func(b *bench) { b.slots[2] = &Record{Host: 2, Incarnation: 1, Counter: 100, Isolated: true} }, want: Isolated},
+		{name: "silent everywhere", peers: []int{1}, want: Failed},
+		{name: "own datastore unreadable", peers: []int{1}, prep: func(b *bench) { b.dsErr = errors.New("EIO") }, want: Partitioned},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBench(t, testSpec(3, 0), 0)
+			b.run(5*time.Second, 1, 2)
+			if tc.prep != nil {
+				tc.prep(b)
+			}
+			for b.now < 12*time.Second {
+				b.run(b.now+100*msec, tc.peers...)
+				if b.now%time.Second == 0 {
+					for _, w := range tc.writers {
+						c := *b.slots[w]
+						c.Counter++
+						b.slots[w] = &c
+					}
+				}
+			}
+			if got := b.n.Verdicts()[2]; got != tc.want {
+				t.Fatalf("verdict on h3 %s, want %s; rows: %v", got, tc.want, b.n.Explain(2, b.now))
+			}
+		})
+	}
+}
+
+func TestSilentPeerSuspectBeforeGrace(t *testing.T) {
+	b := newBench(t, testSpec(3, 0), 0)
+	b.run(5*time.Second, 1, 2)
+	b.run(5*time.Second+1500*msec, 1)
+	if got := b.n.Verdicts()[2]; got == Failed {
+		t.Fatalf("failed after 1.5s of silence, grace is 2s")
+	}
+}
+
+func TestClaimConflictWithdraws(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rival    *Claim
+		wantRun  bool
+		wantSays string
+	}{
+		{name: "clean claim starts", wantRun: true, wantSays: "starting vm1"},
+		{name: "rival claim above the superseded epoch", rival: &Claim{VM: 0, Epoch: 5, State: Claiming}, wantSays: "withdrew claim on vm1"},
+		{name: "old owner's claim at the superseded epoch", rival: &Claim{VM: 0, Epoch: 4, State: Running}, wantRun: true, wantSays: "starting vm1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBench(t, testSpec(3, 1), 2)
+			b.run(5*time.Second, 0, 1)
+			if tc.rival != nil {
+				r := *b.slots[1]
+				r.Claims = []Claim{*tc.rival}
+				b.slots[1] = &r
+			}
+			b.step(Received{Msg: &hb.Message{From: 0, Incarnation: 1, Link: 0, Version: 99, Coordinator: 0,
+				Assignments: []hb.Assignment{{VM: 0, Host: 2, Epoch: 5, From: 1, FromEpoch: 4}}}})
+			b.run(b.now+2*time.Second, 0, 1)
+			if ran := len(b.started) == 1; ran != tc.wantRun || !b.logged(tc.wantSays) {
+				t.Fatalf("started %v, want run=%v and a log %q; logs: %v", b.started, tc.wantRun, tc.wantSays, b.logs)
+			}
+		})
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		d, own, obs, claim int
+	}{{1, 1, 1, 1}, {2, 1, 2, 2}, {3, 2, 2, 2}} {
+		own, obs := LeaseQuorum(tc.d)
+		if own != tc.own || obs != tc.obs || ClaimQuorum(tc.d) != tc.claim || own+obs <= tc.d {
+			t.Errorf("%d datastores: lease %d/%d claim %d", tc.d, own, obs, ClaimQuorum(tc.d))
+		}
+	}
+}
