@@ -76,12 +76,15 @@ func (c *coordinator) tick(now time.Duration) {
 	if !c.ready(now) {
 		return
 	}
-	c.owners()
-	c.pruneAssignments()
-	c.fenceTick(now)
-	if c.dirty || now >= c.nextPlan {
+	replan := c.dirty || now >= c.nextPlan
+	if replan {
 		c.dirty = false
 		c.nextPlan = now + c.n.spec.Timing.DatastoreInterval
+		c.owners()
+		c.pruneAssignments()
+	}
+	c.fenceTick(now)
+	if replan || c.dirty {
 		c.plan(now)
 	}
 }
@@ -181,8 +184,8 @@ func (c *coordinator) owns(h int) bool {
 			return true
 		}
 	}
-	for _, a := range c.assign {
-		if a.Host == h {
+	for v, a := range c.n.lastAssign {
+		if a.Host == h && a.Epoch > c.owner[v].epoch {
 			return true
 		}
 	}
@@ -237,6 +240,12 @@ func (c *coordinator) bmcReplied(now time.Duration, e BMCReplied) {
 		op = fence.Status
 	}
 	c.stepFence(now, e.Host, &fence.Reply{Op: op, On: e.On, Err: e.Err})
+	if c.dirty && c.ready(now) {
+		c.dirty = false
+		c.owners()
+		c.pruneAssignments()
+		c.plan(now)
+	}
 }
 
 // candidate is a VM the coordinator wants running and the ownership it
@@ -259,8 +268,16 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 	var cands []candidate
 	for v := range n.spec.VMs {
 		o := c.owner[v]
-		if pending[v] || c.gaveUp[v] || n.epochMax[v] > o.epoch {
-			continue // assigned (by us or a coordinator before us) and not answered yet
+		if pending[v] || c.gaveUp[v] {
+			continue
+		}
+		if n.epochMax[v] > o.epoch {
+			// Assigned (by us or a coordinator before us) and not answered
+			// yet: wait, unless the target was fenced before it answered.
+			if la := n.lastAssign[v]; la.Epoch == n.epochMax[v] && la.Host >= 0 && la.Host != n.self && c.proven[la.Host] != nil {
+				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: *c.proven[la.Host]})
+			}
+			continue
 		}
 		spec := &n.spec.VMs[v]
 		switch {
@@ -408,17 +425,13 @@ func (c *coordinator) plan(now time.Duration) {
 		n.epochMax[p.VM]++
 		a := hb.Assignment{VM: p.VM, Host: p.Host, Epoch: n.epochMax[p.VM], From: cd.from, FromEpoch: cd.epoch}
 		c.assign = append(c.assign, a)
+		n.lastAssign[p.VM] = a
 		c.said[p.VM] = ""
 		var failed time.Duration
 		if cd.from >= 0 && cd.from != n.self {
 			failed = n.peers[cd.from].silentAt
 		}
 		n.emit(Assigned{VM: p.VM, From: cd.from, To: p.Host, Epoch: a.Epoch, Proof: cd.proof, Failed: failed})
-		if cd.from < 0 {
-			n.logf(slog.LevelInfo, "coord", "power on %s on %s (epoch %d)", n.vmName(p.VM), n.name(p.Host), a.Epoch)
-		} else {
-			n.logf(slog.LevelInfo, "coord", "restart %s on %s (epoch %d, was on %s; proof: %s)", n.vmName(p.VM), n.name(p.Host), a.Epoch, n.name(cd.from), cd.proof.Kind)
-		}
 	}
 	for _, w := range res.Waiting {
 		c.say(w.VM, slog.LevelInfo, "%s: %s", n.vmName(w.VM), w.Reason)
@@ -429,6 +442,12 @@ func (c *coordinator) plan(now time.Duration) {
 	if len(res.Placed) > 0 {
 		n.version++
 		n.bump()
+		n.sendHeartbeats(now) // the assignments go out now, not at the next tick
+	}
+	for _, p := range res.Placed {
+		if p.Host == n.self {
+			n.assigned(now, n.self, n.lastAssign[p.VM])
+		}
 	}
 }
 

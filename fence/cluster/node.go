@@ -56,6 +56,7 @@ type Node struct {
 	lastPeer  time.Duration // last time any peer was heard
 	peers     []peer
 	hears     hb.HostSet
+	suspects  int // peers network-silent whose storage has not decided yet
 
 	// datastores and lease
 	ds        []dstore
@@ -81,7 +82,8 @@ type Node struct {
 	coord    int
 	quorate  bool
 	co       *coordinator
-	epochMax []uint64 // highest epoch seen per VM (claims and assignments)
+	epochMax   []uint64        // highest epoch seen per VM (claims and assignments)
+	lastAssign []hb.Assignment // newest assignment seen per VM (Host -1: none)
 }
 
 type leaseState uint8
@@ -120,6 +122,10 @@ func NewNode(c Config) *Node {
 	n.best = make([]*Record, len(s.Hosts))
 	n.claims = map[int]*localClaim{}
 	n.epochMax = make([]uint64, len(s.VMs))
+	n.lastAssign = make([]hb.Assignment, len(s.VMs))
+	for v := range n.lastAssign {
+		n.lastAssign[v].Host = -1
+	}
 	n.co = newCoordinator(n)
 	return n
 }

@@ -43,9 +43,13 @@ const (
 
 func (n *Node) storageTick(now time.Duration) {
 	t := &n.spec.Timing
+	every := t.DatastoreInterval
+	if n.suspects > 0 {
+		every = t.Heartbeat // a peer went silent: watch its slot closely
+	}
 	for d := range n.ds {
 		ds := &n.ds[d]
-		if !ds.reading && (ds.lastRead == 0 && !ds.readOK || now-ds.lastRead >= t.DatastoreInterval) {
+		if !ds.reading && (ds.lastRead == 0 && !ds.readOK || now-ds.lastRead >= every) {
 			n.read(now, d)
 		}
 	}
@@ -183,14 +187,21 @@ func (n *Node) observe(now time.Duration, d int, recs []*Record) {
 
 // learn takes what a newer record of host h says about VMs and assignments.
 func (n *Node) learn(now time.Duration, h int, r *Record) {
+	n.co.dirty = true
 	for _, c := range r.Claims {
 		if c.VM < len(n.epochMax) && c.Epoch > n.epochMax[c.VM] {
 			n.epochMax[c.VM] = c.Epoch
 		}
 	}
 	for _, a := range r.Assignments {
-		if a.VM < len(n.epochMax) && a.Epoch > n.epochMax[a.VM] {
+		if a.VM >= len(n.epochMax) {
+			continue
+		}
+		if a.Epoch > n.epochMax[a.VM] {
 			n.epochMax[a.VM] = a.Epoch
+		}
+		if a.Epoch > n.lastAssign[a.VM].Epoch {
+			n.lastAssign[a.VM] = a
 		}
 		if a.Host == n.self && n.joined {
 			n.assigned(now, h, a)

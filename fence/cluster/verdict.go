@@ -19,7 +19,9 @@ type Verdict uint8
 //	heard, or a peer we | -                   | -         | alive
 //	hear hears it       |                     |           |
 //	silent              | advancing           | isolated  | isolated
-//	silent              | advancing           | -         | partitioned
+//	silent              | advanced since the  | -         | partitioned
+//	                    | network went silent |           |
+//	silent              | not yet advanced    | -         | suspect
 //	silent              | unknown (own reads  | -         | partitioned
 //	                    | failing)            |           |
 //	silent < grace      | silent              | -         | suspect
@@ -82,17 +84,22 @@ func (n *Node) updateVerdicts(now time.Duration) {
 		n.hears = hears
 		n.version++
 	}
+	n.suspects = 0
 	for h := range n.peers {
 		if h == n.self {
 			continue
 		}
 		p := &n.peers[h]
 		v := n.verdict(h, now)
+		if v == Suspect {
+			n.suspects++
+		}
 		if v != p.verdict {
 			if p.verdict != Unknown || v != Alive {
 				n.logf(levelOf(v), "verdict", "%s: %s -> %s (%s)", n.name(h), p.verdict, v, strings.Join(n.Explain(h, now), "; "))
 			}
 			p.verdict, p.since = v, now
+			n.co.dirty = true
 		}
 	}
 }
@@ -116,14 +123,31 @@ func (n *Node) verdict(h int, now time.Duration) Verdict {
 		if r := n.best[h]; (r != nil && r.Isolated) || p.isolated {
 			return Isolated
 		}
-		return Partitioned
+		if n.advancedSince(p, p.silentAt) {
+			return Partitioned
+		}
+		return Suspect
 	case storeUnknown:
+		if _, heard := p.net.LastHeard(); !heard {
+			return Unknown
+		}
 		return Partitioned
 	}
 	if p.net.SilentFor(now) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
 		return Suspect
 	}
 	return Failed
+}
+
+// advancedSince reports whether the peer's slot counter moved after t on any
+// datastore: positive evidence that a network-silent peer is alive.
+func (n *Node) advancedSince(p *peer, t time.Duration) bool {
+	for d := range p.store {
+		if o := &p.store[d]; o.valid && o.seen > t && o.counter != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // heardVia returns a peer this host hears that reports hearing h, or -1.
