@@ -185,6 +185,11 @@ func micros(d time.Duration) int32 {
 	return int32(min(max(d/time.Microsecond, 0), math.MaxInt32))
 }
 
+// outageFactor bounds the gaps that feed the estimate: a gap over this many
+// times the smoothed mean plus four deviations is an outage that healed,
+// and learning it as jitter would leave the link slow to notice the next one.
+const outageFactor = 10
+
 // Heard records a heartbeat from the peer that arrived on this link at now.
 func (l *Link) Heard(now time.Duration) {
 	if l.flags != linkHeard || now <= l.last {
@@ -200,6 +205,9 @@ func (l *Link) Heard(now time.Duration) {
 	if m == 0 { // never Init'ed: the first gap is the start
 		l.mean, l.dev = int32(max(g, 1)), int32(g/4)
 		return
+	}
+	if g > outageFactor*(m+4*d) {
+		return // an outage (a partition that healed), not jitter: no sample
 	}
 	e := g - m
 	// Division truncates toward zero, so with g >= 0 the mean stays >= 1.

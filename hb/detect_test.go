@@ -511,3 +511,23 @@ func FuzzLink(f *testing.F) {
 		}
 	})
 }
+
+func TestOutageIsNotJitter(t *testing.T) {
+	cfg := DetectorConfig{Interval: 100 * time.Millisecond, Floor: 500 * time.Millisecond}
+	var l Link
+	l.Init(&cfg)
+	now := time.Duration(0)
+	for i := 0; i < 50; i++ {
+		now += 100 * time.Millisecond
+		l.Heard(now)
+	}
+	before := l.Timeout(&cfg)
+	now += 20 * time.Second // a partition, then it heals
+	for i := 0; i < 3; i++ {
+		l.Heard(now)
+		now += 100 * time.Millisecond
+	}
+	if after := l.Timeout(&cfg); after != before {
+		t.Fatalf("timeout %v after a healed 20s outage, %v before: the outage was learnt as jitter", after, before)
+	}
+}
