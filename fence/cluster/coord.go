@@ -219,7 +219,7 @@ func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
 	} else {
 		pr.Kind, pr.Counter = ProofLease, ctr
 		t := &n.spec.Timing
-		pr.Detail = fmt.Sprintf("lease counter %d unchanged past L+W+margin=%s", ctr, ms(t.LeaseTimeout+t.WatchdogTimeout+t.Margin))
+		pr.Detail = fmt.Sprintf("lease counter %d still, and W+margin=%s past both its lease and its network quorum", ctr, ms(t.WatchdogTimeout+t.Margin))
 	}
 	c.proven[h] = &pr
 	c.proofs = append(c.proofs, pr)
@@ -287,7 +287,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != Declined && o.why != Conflict) {
 				continue
 			}
-			cd := candidate{vm: v, from: o.host, epoch: o.epoch, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: "released: " + o.why.String()}}
+			cd := candidate{vm: v, from: o.host, epoch: o.epoch, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}
 			if o.why == StartFailed || o.why == Exited {
 				if !c.retry(now, v, o) {
 					continue

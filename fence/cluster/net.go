@@ -22,6 +22,7 @@ type peer struct {
 	verdict  Verdict
 	since    time.Duration // when the verdict last changed
 	silentAt time.Duration // when the peer went network-silent (-1 while heard)
+	lostAt   time.Duration // when this host last stopped taking the peer for alive
 }
 
 func (p *peer) init(links, datastores int, det *hb.DetectorConfig) {

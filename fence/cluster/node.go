@@ -56,6 +56,7 @@ type Node struct {
 	lastPeer  time.Duration // last time any peer was heard
 	peers     []peer
 	hears     hb.HostSet
+	acks      hb.HostSet // heard hosts whose heartbeats say they hear us
 	suspects  int // peers network-silent whose storage has not decided yet
 
 	// datastores and lease
@@ -91,7 +92,8 @@ type leaseState uint8
 const (
 	leaseNone   leaseState = iota // never renewed yet: watchdog not armed
 	leaseFresh                    // renewed within L on enough datastores
-	leaseLapsed                   // lapsed once: never pet again (self-fence)
+	leaseHeld                     // datastores lost, kept by a network quorum that acknowledges us
+	leaseLapsed                   // neither: never pet again (self-fence)
 )
 
 // NewNode returns the state machine of host c.Self.
@@ -136,6 +138,9 @@ func (n *Node) Step(now time.Duration, ev Event) []Action {
 	n.out = n.out[:0]
 	if !n.started {
 		n.started, n.startAt, n.lastTick, n.lastPeer = true, now, now, now
+		for i := range n.peers {
+			n.peers[i].lostAt = now // nothing heard yet: lost as of our start
+		}
 		n.logf(slog.LevelInfo, "agent", "started incarnation %d", n.inc)
 	}
 	switch e := ev.(type) {
@@ -200,7 +205,7 @@ func (n *Node) tick(now time.Duration) {
 
 // watchdog pets while the host is entitled to run its VMs.
 func (n *Node) watchdog(now time.Duration) {
-	if n.lease != leaseFresh {
+	if n.lease != leaseFresh && n.lease != leaseHeld {
 		return
 	}
 	if !n.wdArmed {

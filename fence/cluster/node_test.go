@@ -228,3 +228,31 @@ func TestQuorum(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaseHeldByNetworkQuorum(t *testing.T) {
+	b := newBench(t, testSpec(3, 0), 0)
+	ack := func(until time.Duration) {
+		for b.now < until {
+			b.now += 100 * msec
+			for _, p := range []int{1, 2} {
+				b.step(Received{Msg: &hb.Message{From: p, Incarnation: 1, Link: 0, Coordinator: -1, Hears: hb.HostSet(0).With(0), Version: 1}})
+			}
+			b.step(Tick{})
+		}
+	}
+	ack(3 * time.Second)
+	b.dsErr = errors.New("EIO")
+	ack(12 * time.Second)
+	if b.n.lease != leaseHeld || b.n.Self() != DatastoreLost {
+		t.Fatalf("lease %d self %s: want held by the network quorum", b.n.lease, b.n.Self())
+	}
+	pets := b.pets
+	ack(13 * time.Second)
+	if b.pets == pets {
+		t.Fatalf("a host held by its network quorum must keep petting")
+	}
+	b.run(14*time.Second, 1) // one peer, no acknowledgements: no quorum
+	if b.n.lease != leaseLapsed {
+		t.Fatalf("lease %d: want lapsed once the quorum is gone", b.n.lease)
+	}
+}

@@ -287,16 +287,32 @@ func (n *Node) evalLease(now time.Duration) {
 			fresh++
 		}
 	}
+	quorum := n.netQuorate()
 	switch {
 	case fresh >= n.kOwn && n.lease == leaseNone:
 		n.lease = leaseFresh
 		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
-	case fresh < n.kOwn && n.lease == leaseFresh:
+	case fresh >= n.kOwn && n.lease == leaseHeld:
+		n.lease = leaseFresh
+		n.logf(slog.LevelInfo, "ds", "lease renewed on %d of %d datastores", fresh, len(n.ds))
+		n.bump()
+	case fresh < n.kOwn && n.lease == leaseFresh && quorum:
+		n.lease = leaseHeld
+		n.logf(slog.LevelWarn, "ds", "datastore lease lost (fresh on %d of %d, need %d): kept alive by a network quorum (%d of %d hosts acknowledge this one)", fresh, len(n.ds), n.kOwn, n.acks.Len()+1, len(n.peers))
+		n.bump()
+	case fresh < n.kOwn && (n.lease == leaseFresh || n.lease == leaseHeld) && !quorum:
 		n.lease = leaseLapsed
-		n.logf(slog.LevelError, "ds", "lease lapsed (fresh on %d of %d datastores, need %d): self-fencing, the watchdog will reset this host", fresh, len(n.ds), n.kOwn)
+		n.logf(slog.LevelError, "ds", "lease lapsed (fresh on %d of %d datastores, need %d; %d of %d hosts acknowledge this one): self-fencing, the watchdog will reset this host", fresh, len(n.ds), n.kOwn, n.acks.Len()+1, len(n.peers))
 		n.bump()
 	}
 }
+
+// netQuorate reports whether a strict majority of hosts, this one included,
+// hear this host and say so in their heartbeats. It keeps a host whose
+// datastores are gone entitled to its VMs: any coordinator's partition is at
+// least half the cluster, so it shares a host with this majority, and that
+// host stops acknowledging us before the coordinator may call us failed.
+func (n *Node) netQuorate() bool { return 2*(n.acks.Len()+1) > len(n.peers) }
 
 // storeOf classifies a peer's slot on one datastore.
 func (n *Node) storeOf(p *peer, d int, now time.Duration) storeState {
@@ -335,8 +351,17 @@ func (n *Node) storage(p *peer, now time.Duration) (st storeState, alive, silent
 	return storeUnknown, alive, silent
 }
 
+// quorumLoss bounds how long a host that lost its datastores may still count
+// itself network-quorate after the coordinator's partition stopped hearing
+// it: a detector timeout at its ceiling plus two heartbeat intervals.
+func (n *Node) quorumLoss() time.Duration {
+	return 4*n.spec.Timing.LinkTimeout + 2*n.spec.Timing.Heartbeat
+}
+
 // leaseProof reports whether proof (c) holds for peer h: on k_o datastores
-// the same counter was still read at t_seen+L+io+r, and now >= t_seen+L+W+margin.
+// the same counter was still read at t_seen+L+io+r, and
+// now >= max(t_seen+L, t_lost+quorumLoss)+W+margin, t_lost being when this
+// host stopped hearing h (directly or through a peer).
 func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc uint64) {
 	t := &n.spec.Timing
 	p := &n.peers[h]
@@ -347,7 +372,7 @@ func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc ui
 			continue
 		}
 		if o.same >= o.seen+t.LeaseTimeout+t.IOTimeout+t.DatastoreInterval &&
-			now >= o.seen+t.LeaseTimeout+t.WatchdogTimeout+t.Margin {
+			now >= max(o.seen+t.LeaseTimeout, p.lostAt+n.quorumLoss())+t.WatchdogTimeout+t.Margin {
 			good++
 			ctr, inc = o.counter, o.inc
 		}

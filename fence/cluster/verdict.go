@@ -84,6 +84,12 @@ func (n *Node) updateVerdicts(now time.Duration) {
 		n.hears = hears
 		n.version++
 	}
+	n.acks = 0
+	for h := range n.peers {
+		if hears.Has(h) && n.peers[h].hears.Has(n.self) {
+			n.acks = n.acks.With(h)
+		}
+	}
 	n.suspects = 0
 	for h := range n.peers {
 		if h == n.self {
@@ -97,6 +103,9 @@ func (n *Node) updateVerdicts(now time.Duration) {
 		if v != p.verdict {
 			if p.verdict != Unknown || v != Alive {
 				n.logf(levelOf(v), "verdict", "%s: %s -> %s (%s)", n.name(h), p.verdict, v, strings.Join(n.Explain(h, now), "; "))
+			}
+			if p.verdict == Alive || p.verdict == Unknown {
+				p.lostAt = now
 			}
 			p.verdict, p.since = v, now
 			n.co.dirty = true
@@ -208,13 +217,15 @@ func (n *Node) explainSelf(now time.Duration) []string {
 		}
 	}
 	rows := []string{
-		fmt.Sprintf("lease: %s, fresh on %d of %d datastores (need %d)", [...]string{"not yet", "fresh", "lapsed"}[n.lease], fresh, len(n.ds), n.kOwn),
-		fmt.Sprintf("peers heard: %d of %d, last %s ago", n.hears.Len(), len(n.peers)-1, ms(now-n.lastPeer)),
+		fmt.Sprintf("lease: %s, fresh on %d of %d datastores (need %d)", [...]string{"not yet", "fresh", "held by network quorum", "lapsed"}[n.lease], fresh, len(n.ds), n.kOwn),
+		fmt.Sprintf("peers heard: %d of %d, %d acknowledge this host", n.hears.Len(), len(n.peers)-1, n.acks.Len()),
 	}
-	if n.gatewayAnswered(now) {
-		rows = append(rows, "isolation address answers")
-	} else {
-		rows = append(rows, "no isolation address answers")
+	switch {
+	case n.hears != 0:
+	case n.gatewayAnswered(now):
+		rows = append(rows, "an isolation address answers")
+	default:
+		rows = append(rows, fmt.Sprintf("no peer heard for %s and no isolation address answers", ms(now-n.lastPeer)))
 	}
 	return rows
 }
@@ -222,7 +233,7 @@ func (n *Node) explainSelf(now time.Duration) []string {
 func (n *Node) updateSelf(now time.Duration) {
 	v := Healthy
 	switch {
-	case n.lease == leaseLapsed:
+	case n.lease == leaseLapsed || n.lease == leaseHeld:
 		v = DatastoreLost
 	case n.hears != 0:
 	case now-n.lastPeer >= n.spec.Timing.LinkTimeout:

@@ -39,7 +39,7 @@ func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
 		n.bump()
 		return
 	}
-	if n.maint || n.isolated || n.lease == leaseLapsed {
+	if n.maint || n.isolated || n.lease == leaseLapsed || n.lease == leaseHeld {
 		n.claims[a.VM] = &localClaim{Claim: Claim{VM: a.VM, Epoch: a.Epoch, State: Released, Reason: Declined}, from: a.From, fromEpoch: a.FromEpoch}
 		n.logf(slog.LevelInfo, "vm", "declined %s (epoch %d): host is %s", name, a.Epoch, n.self0)
 		n.bump()
@@ -199,7 +199,7 @@ func (n *Node) record() *Record {
 		Counter:       n.counter,
 		Isolated:      n.isolated,
 		Maintenance:   n.maint,
-		DatastoreLost: n.lease == leaseLapsed,
+		DatastoreLost: n.lease == leaseLapsed || n.lease == leaseHeld,
 		Hears:         n.hears,
 	}
 	for _, v := range n.sortedClaims() {
