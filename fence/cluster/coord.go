@@ -84,7 +84,7 @@ func (c *coordinator) tick(now time.Duration) {
 		c.pruneAssignments()
 	}
 	c.fenceTick(now)
-	if replan || c.dirty {
+	if (replan || c.dirty) && !c.fencing(now) {
 		c.plan(now)
 	}
 }
@@ -178,6 +178,24 @@ func (c *coordinator) fenceTick(now time.Duration) {
 	}
 }
 
+// fenceBatch is how long restarts wait for BMC fences still in progress, so
+// that the VMs of hosts that failed together are placed together, by priority.
+const fenceBatch = 2 * time.Second
+
+// fencing reports whether a BMC fence started less than fenceBatch ago is
+// still in progress.
+func (c *coordinator) fencing(now time.Duration) bool {
+	for _, f := range c.fences {
+		if f == nil || now-f.Started() >= fenceBatch {
+			continue
+		}
+		if s := f.State(); s == fence.PoweringOff || s == fence.Verifying {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *coordinator) owns(h int) bool {
 	for v := range c.owner {
 		if o := c.owner[v]; o.host == h && o.state != Released {
@@ -240,7 +258,7 @@ func (c *coordinator) bmcReplied(now time.Duration, e BMCReplied) {
 		op = fence.Status
 	}
 	c.stepFence(now, e.Host, &fence.Reply{Op: op, On: e.On, Err: e.Err})
-	if c.dirty && c.ready(now) {
+	if c.dirty && c.ready(now) && !c.fencing(now) {
 		c.dirty = false
 		c.owners()
 		c.pruneAssignments()
@@ -384,7 +402,7 @@ func (c *coordinator) plan(now time.Duration) {
 	var on []place.VM
 	for v, o := range c.owner {
 		running[v] = o.state == Running && (o.host == n.self || c.proven[o.host] == nil)
-		if o.state != Released && n.spec.VMs[v].Protected {
+		if o.host >= 0 && o.state.live() && n.spec.VMs[v].Protected {
 			on = append(on, c.pvm(v, nil))
 		}
 	}

@@ -13,9 +13,13 @@ type ClaimState uint8
 // Claim states.
 const (
 	Claiming ClaimState = iota + 1 // written, waiting for the read-back check
-	Running                        // started (or starting) on the claimant
+	Running                        // running on the claimant (the hypervisor said so)
 	Released                       // not running on the claimant any more
+	Starting                       // checked clean; the hypervisor is starting it
 )
+
+// live reports whether the claimant may be running the VM.
+func (s ClaimState) live() bool { return s == Claiming || s == Running || s == Starting }
 
 func (s ClaimState) String() string {
 	switch s {
@@ -25,6 +29,8 @@ func (s ClaimState) String() string {
 		return "running"
 	case Released:
 		return "released"
+	case Starting:
+		return "starting"
 	}
 	return "unknown"
 }

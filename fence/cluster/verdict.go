@@ -53,7 +53,7 @@ type SelfVerdict uint8
 //	-       | none for >= grace    | none answers      | isolated
 //	-       | otherwise            |                   | healthy
 const (
-	Starting SelfVerdict = iota
+	SelfStarting SelfVerdict = iota
 	Healthy
 	SelfIsolated
 	DatastoreLost
@@ -243,7 +243,7 @@ func (n *Node) updateSelf(now time.Duration) {
 		}
 	}
 	if !n.joined {
-		v = Starting
+		v = SelfStarting
 	}
 	if v == n.self0 {
 		return

@@ -82,7 +82,7 @@ func (n *Node) checkClaims(now time.Duration, d int, recs []*Record) {
 		}
 		lc.checked |= 1 << uint(d)
 		if popcount(lc.checked) >= n.kClm {
-			lc.State = Running
+			lc.State = Starting
 			n.logf(slog.LevelInfo, "vm", "starting %s (epoch %d)", n.vmName(v), lc.Epoch)
 			n.emit(VM{VM: v, Op: VMStart})
 			n.bump()
@@ -112,16 +112,18 @@ func (n *Node) vmDone(now time.Duration, e VMDone) {
 	name := n.vmName(e.VM)
 	switch {
 	case e.Op == VMStart && e.Err != nil:
-		if lc.State == Running {
+		if lc.State == Starting {
 			lc.State, lc.Reason = Released, StartFailed
 			n.logf(slog.LevelError, "vm", "%s failed to start: %v", name, e.Err)
 			n.bump()
 		}
 	case e.Op == VMStart:
-		if lc.stopping {
+		if lc.stopping || lc.State != Starting {
 			return
 		}
+		lc.State = Running
 		n.logf(slog.LevelInfo, "vm", "%s running", name)
+		n.bump()
 	case e.Err != nil && e.Op == VMStop:
 		n.logf(slog.LevelWarn, "vm", "stopping %s failed (%v): killing it", name, e.Err)
 		n.emit(VM{VM: e.VM, Op: VMKill})
@@ -137,7 +139,7 @@ func (n *Node) vmDone(now time.Duration, e VMDone) {
 
 func (n *Node) vmExited(now time.Duration, e VMExited) {
 	lc := n.claims[e.VM]
-	if lc == nil || lc.State != Running || lc.stopping {
+	if lc == nil || (lc.State != Running && lc.State != Starting) || lc.stopping {
 		return
 	}
 	lc.State, lc.Reason = Released, Exited
@@ -158,7 +160,7 @@ func (n *Node) release(v int, why Reason, op VMOp) {
 	case lc.State == Claiming:
 		lc.State, lc.Reason = Released, why
 		n.bump()
-	case lc.State == Running && !lc.stopping:
+	case (lc.State == Running || lc.State == Starting) && !lc.stopping:
 		lc.stopping, lc.pend = true, why
 		n.emit(VM{VM: v, Op: op})
 	}
@@ -175,7 +177,7 @@ func (n *Node) isolationResponse(now time.Duration) {
 			n.logf(slog.LevelWarn, "vm", "isolation response: powering off %s", n.vmName(v))
 			n.release(v, Isolation, VMKill)
 		default:
-			if n.claims[v].State == Running {
+			if n.claims[v].State.live() {
 				n.logf(slog.LevelInfo, "vm", "isolation response: leaving %s running", n.vmName(v))
 			}
 		}
