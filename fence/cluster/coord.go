@@ -29,6 +29,7 @@ type coordinator struct {
 	said     []string // last refusal or wait reason logged, per VM
 	nextPlan time.Duration
 	dirty    bool
+	waiting  bool // logged that too few datastores are readable
 	owner    []owner
 }
 
@@ -69,7 +70,15 @@ func (c *coordinator) ready(now time.Duration) bool {
 			fresh++
 		}
 	}
-	return fresh >= n.kClm
+	if fresh < n.kClm {
+		if !c.waiting {
+			c.waiting = true
+			n.logf(slog.LevelWarn, "coord", "recovery waits: %d of %d datastores readable, ownership claims need %d", fresh, len(n.ds), n.kClm)
+		}
+		return false
+	}
+	c.waiting = false
+	return true
 }
 
 func (c *coordinator) tick(now time.Duration) {
@@ -169,7 +178,9 @@ func (c *coordinator) fenceTick(now time.Duration) {
 			f = fence.New(n.spec.Hosts[h].BMC, n.spec.Timing.BMCPoll, n.spec.Timing.FenceTimeout)
 			c.fences[h], c.fenceInc[h] = f, inc
 			how := "waiting for its lease and watchdog deadlines"
-			if n.spec.Hosts[h].BMC {
+			if ok, _, _ := n.leaseProof(h, now); ok {
+				how = "its lease and watchdog deadlines have already passed"
+			} else if n.spec.Hosts[h].BMC {
 				how = "powering it off through its BMC"
 			}
 			n.logf(slog.LevelWarn, "fence", "fencing %s (incarnation %d): %s", n.name(h), inc, how)
