@@ -52,6 +52,10 @@ type Assignment struct {
 	// other live claim above it as a conflict.
 	From      int
 	FromEpoch uint64
+	// Inc is the target's incarnation when the assignment was made: a
+	// later incarnation of the target ignores it, and the coordinator may
+	// then supersede it.
+	Inc uint64
 }
 
 // Message is the content of one heartbeat: who sent it, on which link, and a

@@ -302,9 +302,25 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 		}
 		if n.epochMax[v] > o.epoch {
 			// Assigned (by us or a coordinator before us) and not answered
-			// yet: wait, unless the target was fenced before it answered.
-			if la := n.lastAssign[v]; la.Epoch == n.epochMax[v] && la.Host >= 0 && la.Host != n.self && c.proven[la.Host] != nil {
+			// yet: supersede it if its target was fenced or restarted before
+			// answering, else make sure the target keeps hearing about it.
+			la := n.lastAssign[v]
+			if la.Epoch != n.epochMax[v] || la.Host < 0 {
+				continue
+			}
+			switch {
+			case la.Host != n.self && c.proven[la.Host] != nil:
 				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: *c.proven[la.Host]})
+			case la.Inc != 0 && c.incOf(la.Host) != la.Inc:
+				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: Proof{Kind: ProofReleased, Host: la.Host, At: now,
+					Detail: fmt.Sprintf("%s restarted (incarnation %d) before taking it", n.name(la.Host), c.incOf(la.Host))}})
+			default:
+				c.assign = append(c.assign, la) // inherited: gossip it again
+				n.version++
+				n.bump()
+				if la.Host == n.self {
+					n.assigned(now, n.self, la)
+				}
 			}
 			continue
 		}
@@ -452,7 +468,7 @@ func (c *coordinator) plan(now time.Duration) {
 	for _, p := range res.Placed {
 		cd := byVM[p.VM]
 		n.epochMax[p.VM]++
-		a := hb.Assignment{VM: p.VM, Host: p.Host, Epoch: n.epochMax[p.VM], From: cd.from, FromEpoch: cd.epoch}
+		a := hb.Assignment{VM: p.VM, Host: p.Host, Epoch: n.epochMax[p.VM], From: cd.from, FromEpoch: cd.epoch, Inc: c.incOf(p.Host)}
 		c.assign = append(c.assign, a)
 		n.lastAssign[p.VM] = a
 		c.said[p.VM] = ""
@@ -478,6 +494,19 @@ func (c *coordinator) plan(now time.Duration) {
 			n.assigned(now, n.self, n.lastAssign[p.VM])
 		}
 	}
+}
+
+// incOf is the newest incarnation of host h this host knows.
+func (c *coordinator) incOf(h int) uint64 {
+	n := c.n
+	if h == n.self {
+		return n.inc
+	}
+	inc := n.peers[h].inc
+	if r := n.best[h]; r != nil && r.Incarnation > inc {
+		inc = r.Incarnation
+	}
+	return inc
 }
 
 func (c *coordinator) pvm(v int, avoid []int) place.VM {

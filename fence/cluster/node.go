@@ -76,8 +76,8 @@ type Node struct {
 	isolated  bool
 
 	// VMs this host claims (at most one claim per VM)
-	claims  map[int]*localClaim
-	pending []hb.Assignment // assignments this host has seen for itself
+	claims   map[int]*localClaim
+	deferred []hb.Assignment // assignments that arrived before the lease
 
 	// coordinator
 	coord    int
@@ -197,6 +197,13 @@ func (n *Node) tick(now time.Duration) {
 	n.updateVerdicts(now)
 	n.updateSelf(now)
 	n.watchdog(now)
+	if len(n.deferred) > 0 && n.lease != leaseNone {
+		d := n.deferred
+		n.deferred = nil
+		for _, a := range d {
+			n.assigned(now, n.coord, a)
+		}
+	}
 	n.updateCoordinator(now)
 	if n.coord == n.self {
 		n.co.tick(now)

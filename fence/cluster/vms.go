@@ -21,7 +21,11 @@ type localClaim struct {
 
 // assigned handles an assignment for this host, from gossip or a record.
 func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
-	if !n.joined || a.VM < 0 || a.VM >= len(n.spec.VMs) {
+	if !n.joined || a.VM < 0 || a.VM >= len(n.spec.VMs) || (a.Inc != 0 && a.Inc != n.inc) {
+		return
+	}
+	if n.lease == leaseNone {
+		n.deferred = append(n.deferred, a) // taken up once the lease is ours
 		return
 	}
 	if lc := n.claims[a.VM]; lc != nil && lc.Epoch >= a.Epoch {
@@ -39,14 +43,10 @@ func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
 		n.bump()
 		return
 	}
-	if n.maint || n.isolated || n.lease == leaseLapsed || n.lease == leaseHeld {
+	if n.maint || n.isolated || n.lease != leaseFresh {
 		n.claims[a.VM] = &localClaim{Claim: Claim{VM: a.VM, Epoch: a.Epoch, State: Released, Reason: Declined}, from: a.From, fromEpoch: a.FromEpoch}
 		n.logf(slog.LevelInfo, "vm", "declined %s (epoch %d): host is %s", name, a.Epoch, n.self0)
 		n.bump()
-		return
-	}
-	if n.lease != leaseFresh {
-		n.epochMax[a.VM] = a.Epoch - 1 // take it up again once the lease is ours
 		return
 	}
 	n.claims[a.VM] = &localClaim{Claim: Claim{VM: a.VM, Epoch: a.Epoch, State: Claiming}, from: a.From, fromEpoch: a.FromEpoch}
@@ -138,6 +138,16 @@ func (n *Node) vmDone(now time.Duration, e VMDone) {
 }
 
 func (n *Node) vmExited(now time.Duration, e VMExited) {
+	if !n.joined {
+		// Not adopted yet: it no longer runs, so there is nothing to keep.
+		for i, v := range n.running0 {
+			if v == e.VM {
+				n.running0 = append(n.running0[:i:i], n.running0[i+1:]...)
+				break
+			}
+		}
+		return
+	}
 	lc := n.claims[e.VM]
 	if lc == nil || (lc.State != Running && lc.State != Starting) || lc.stopping {
 		return
