@@ -1,0 +1,229 @@
+package config
+
+import (
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config is one cluster file: the cluster's name, its timing and policy, and
+// its links, datastores, hosts and VMs in file order.
+type Config struct {
+	// Cluster names the cluster.
+	Cluster Cluster `toml:"cluster"`
+	// Timing holds every interval and timeout of the protocol.
+	Timing Timing `toml:"timing"`
+	// Policy holds the cluster-wide recovery policy.
+	Policy Policy `toml:"policy"`
+	// Links are the heartbeat networks (1 to 8); every host lists one
+	// address per link, in this order.
+	Links []Link `toml:"links"`
+	// Datastores are the shared heartbeat, lease and ownership stores (1 to 3).
+	Datastores []Datastore `toml:"datastores"`
+	// Hosts are the cluster's members (1 to 64).
+	Hosts []Host `toml:"hosts"`
+	// VMs are the virtual machines the cluster keeps running.
+	VMs []VM `toml:"vms,omitempty"`
+}
+
+// Cluster is the [cluster] table.
+type Cluster struct {
+	// Name identifies the cluster on the wire and on the datastores:
+	// 1 to 32 characters of a-z, 0-9 and '-'.
+	Name string `toml:"name"`
+}
+
+// Timing is the [timing] table. CheckTiming holds the rules between its
+// values.
+type Timing struct {
+	// Heartbeat is the interval between heartbeats on each link.
+	Heartbeat Duration `toml:"heartbeat"`
+	// LinkTimeout is the floor of a link's adaptive timeout.
+	LinkTimeout Duration `toml:"link_timeout"`
+	// DatastoreInterval (r) is the datastore heartbeat and lease renewal
+	// interval.
+	DatastoreInterval Duration `toml:"datastore_interval"`
+	// IOTimeout (io): a renewal counts only if its write completed within it.
+	IOTimeout Duration `toml:"io_timeout"`
+	// LeaseTimeout (L): the watchdog is petted only while the last counted
+	// renewal is younger than this.
+	LeaseTimeout Duration `toml:"lease_timeout"`
+	// WatchdogTimeout (W) is the hardware watchdog's timeout, whole seconds.
+	WatchdogTimeout Duration `toml:"watchdog_timeout"`
+	// Margin covers clock-rate drift and scheduling in the lease proof.
+	Margin Duration `toml:"margin"`
+	// FenceTimeout: a fence with no proof after this is reported stuck.
+	FenceTimeout Duration `toml:"fence_timeout"`
+	// Grace: network silence shorter than this never fences.
+	Grace Duration `toml:"grace"`
+	// BMCPoll is the read-back interval of the power state after a BMC
+	// power-off.
+	BMCPoll Duration `toml:"bmc_poll"`
+}
+
+// Policy is the [policy] table.
+type Policy struct {
+	// HostFailures is how many failed hosts admission control keeps room
+	// for; below the number of hosts.
+	HostFailures int `toml:"host_failures"`
+	// RestartAttempts is the restart budget per VM and incident, at least 1.
+	RestartAttempts int `toml:"restart_attempts"`
+	// RestartBackoff is the first retry delay; it doubles per attempt.
+	RestartBackoff Duration `toml:"restart_backoff"`
+	// IsolationResponse is what an isolated host does with a VM that sets
+	// none: leave-running, shutdown or poweroff.
+	IsolationResponse string `toml:"isolation_response"`
+}
+
+// Link is one [[links]] entry: a heartbeat network.
+type Link struct {
+	// Name identifies the link in logs and status: 1 to 32 characters of
+	// a-z, 0-9 and '-', unique.
+	Name string `toml:"name"`
+	// IsolationAddress is an IP outside the cluster (a gateway) pinged to
+	// tell this host's isolation from a peer's failure; optional.
+	IsolationAddress string `toml:"isolation_address,omitempty"`
+}
+
+// Datastore is one [[datastores]] entry. Exactly one of Path and Device is
+// set.
+type Datastore struct {
+	// Name identifies the datastore: 1 to 32 characters of a-z, 0-9 and
+	// '-', unique.
+	Name string `toml:"name"`
+	// Path is an absolute directory on a shared filesystem.
+	Path string `toml:"path,omitempty"`
+	// Device is an absolute path to a raw shared block device.
+	Device string `toml:"device,omitempty"`
+}
+
+// DefaultBMCPort is the RMCP+ port used when a host's bmc names no port.
+const DefaultBMCPort = 623
+
+// Host is one [[hosts]] entry.
+type Host struct {
+	// ID is the host's slot on the datastores and its heartbeat identity,
+	// 1 to 64, unique.
+	ID int `toml:"id"`
+	// Name: 1 to 32 characters of a-z, 0-9 and '-', unique.
+	Name string `toml:"name"`
+	// Addresses holds one IP per link, in [[links]] order.
+	Addresses []string `toml:"addresses"`
+	// BMC is the BMC's host:port for IPMI over LAN; the port defaults to
+	// 623. Optional: without a BMC, fencing waits for the lease proof.
+	BMC string `toml:"bmc,omitempty"`
+	// BMCCredentials is the absolute path of the file holding the BMC's
+	// user and password; required when BMC is set.
+	BMCCredentials string `toml:"bmc_credentials,omitempty"`
+	// CPU is the number of vCPUs the host can give to VMs.
+	CPU int `toml:"cpu"`
+	// Memory is the memory the host can give to VMs.
+	Memory Size `toml:"memory"`
+}
+
+// BMCAddress returns the host's BMC as host:port with the default port
+// filled in, or "" when it has none.
+func (h Host) BMCAddress() string {
+	if h.BMC == "" {
+		return ""
+	}
+	host, port, err := splitBMC(h.BMC)
+	if err != nil {
+		return h.BMC
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// VM is one [[vms]] entry.
+type VM struct {
+	// Name identifies the VM to the hypervisor: 1 to 64 characters of
+	// letters, digits, '.', '_' and '-', unique.
+	Name string `toml:"name"`
+	// CPU is the VM's vCPU count.
+	CPU int `toml:"cpu"`
+	// Memory is the VM's memory.
+	Memory Size `toml:"memory"`
+	// Priority is the restart priority: high, medium or low; empty means
+	// medium.
+	Priority string `toml:"priority,omitempty"`
+	// After names the VMs that must be running before this one starts.
+	After []string `toml:"after,omitempty"`
+	// AntiAffinity names a group whose VMs run on different hosts; optional.
+	AntiAffinity string `toml:"anti_affinity,omitempty"`
+	// Protected VMs are restarted after a failure; nil means true.
+	Protected *bool `toml:"protected,omitempty"`
+	// IsolationResponse overrides policy.isolation_response for this VM.
+	IsolationResponse string `toml:"isolation_response,omitempty"`
+	// Host names the preferred host for the first power-on; optional.
+	Host string `toml:"host,omitempty"`
+}
+
+// IsProtected reports whether the VM is restarted after a failure.
+func (v VM) IsProtected() bool { return v.Protected == nil || *v.Protected }
+
+// Default returns a configuration with every default filled in and no
+// cluster name, links, datastores, hosts or VMs. The timing defaults pass
+// CheckTiming: a dead host's VMs restart about 10s after it died without a
+// BMC (lease 4s + watchdog 4s + margin 1s), about 2s with one.
+func Default() *Config {
+	return &Config{
+		Timing: Timing{
+			Heartbeat:         Duration(100 * time.Millisecond), // ten heartbeats a second on each link
+			LinkTimeout:       Duration(500 * time.Millisecond), // five lost heartbeats: above the 3 x heartbeat floor
+			DatastoreInterval: Duration(1 * time.Second),        // r: one lease renewal a second
+			IOTimeout:         Duration(2 * time.Second),        // io: a renewal slower than this does not count
+			LeaseTimeout:      Duration(4 * time.Second),        // L: >= 2r + grace and >= r + io
+			WatchdogTimeout:   Duration(4 * time.Second),        // W: >= io + r, <= L, whole seconds
+			Margin:            Duration(1 * time.Second),        // over 1% of L + W and over 100ms
+			FenceTimeout:      Duration(20 * time.Second),       // twice the L + W + margin the lease proof needs
+			Grace:             Duration(2 * time.Second),        // shorter network blips never fence
+			BMCPoll:           Duration(200 * time.Millisecond), // power state read back five times a second
+		},
+		Policy: Policy{
+			HostFailures:      1,                         // keep room for one failed host
+			RestartAttempts:   3,                         // three tries per VM and incident
+			RestartBackoff:    Duration(1 * time.Second), // 1s, 2s, 4s between tries
+			IsolationResponse: "shutdown",                // an isolated host stops its VMs cleanly
+		},
+	}
+}
+
+// HostByName returns the index of the host called name.
+func (c *Config) HostByName(name string) (int, bool) {
+	for i, h := range c.Hosts {
+		if h.Name == name {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// HostByID returns the index of the host with the given id.
+func (c *Config) HostByID(id int) (int, bool) {
+	for i, h := range c.Hosts {
+		if h.ID == id {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// VMByName returns the index of the VM called name.
+func (c *Config) VMByName(name string) (int, bool) {
+	for i, v := range c.VMs {
+		if v.Name == name {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// LinkByName returns the index of the link called name.
+func (c *Config) LinkByName(name string) (int, bool) {
+	for i, l := range c.Links {
+		if l.Name == name {
+			return i, true
+		}
+	}
+	return -1, false
+}
