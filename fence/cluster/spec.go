@@ -104,6 +104,18 @@ type Spec struct {
 // before the peer counts as storage-silent: one interval plus the I/O timeout.
 func (t Timing) StorageTimeout() time.Duration { return t.DatastoreInterval + t.IOTimeout }
 
+// QuorumLoss bounds how long a host that lost its datastores may still count
+// itself network-quorate after the coordinator's partition stopped hearing
+// it: a link detector's timeout at its ceiling (4 x link_timeout) plus two
+// heartbeat intervals.
+func (t Timing) QuorumLoss() time.Duration { return 4*t.LinkTimeout + 2*t.Heartbeat }
+
+// ProofDelay is the longest proof (c) can take after a host was last seen
+// alive (its lease counter, or the network): max(L, QuorumLoss) + W + margin.
+func (t Timing) ProofDelay() time.Duration {
+	return max(t.LeaseTimeout, t.QuorumLoss()) + t.WatchdogTimeout + t.Margin
+}
+
 // LeaseQuorum is how many datastores must carry a fresh renewal for a host to
 // keep its lease (k_h), and how many must show a silent lease before an
 // observer may rely on it (k_o). k_h + k_o > n, so the two sets always share

@@ -351,13 +351,6 @@ func (n *Node) storage(p *peer, now time.Duration) (st storeState, alive, silent
 	return storeUnknown, alive, silent
 }
 
-// quorumLoss bounds how long a host that lost its datastores may still count
-// itself network-quorate after the coordinator's partition stopped hearing
-// it: a detector timeout at its ceiling plus two heartbeat intervals.
-func (n *Node) quorumLoss() time.Duration {
-	return 4*n.spec.Timing.LinkTimeout + 2*n.spec.Timing.Heartbeat
-}
-
 // leaseProof reports whether proof (c) holds for peer h: on k_o datastores
 // the same counter was still read at t_seen+L+io+r, and
 // now >= max(t_seen+L, t_lost+quorumLoss)+W+margin, t_lost being when this
@@ -372,7 +365,7 @@ func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc ui
 			continue
 		}
 		if o.same >= o.seen+t.LeaseTimeout+t.IOTimeout+t.DatastoreInterval &&
-			now >= max(o.seen+t.LeaseTimeout, p.lostAt+n.quorumLoss())+t.WatchdogTimeout+t.Margin {
+			now >= max(o.seen+t.LeaseTimeout, p.lostAt+t.QuorumLoss())+t.WatchdogTimeout+t.Margin {
 			good++
 			ctr, inc = o.counter, o.inc
 		}
