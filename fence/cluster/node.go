@@ -57,14 +57,14 @@ type Node struct {
 	peers     []peer
 	hears     hb.HostSet
 	acks      hb.HostSet // heard hosts whose heartbeats say they hear us
-	suspects  int // peers network-silent whose storage has not decided yet
+	suspects  int        // peers network-silent whose storage has not decided yet
 
 	// datastores and lease
 	ds        []dstore
 	counter   uint64
 	lastBatch time.Duration // when the last record was issued
 	lastRec   *Record       // the newest record issued
-	joined    bool // own previous record read and adopted
+	joined    bool          // own previous record read and adopted
 	running0  []int
 	lease     leaseState
 	wdArmed   bool
@@ -80,9 +80,9 @@ type Node struct {
 	deferred []hb.Assignment // assignments that arrived before the lease
 
 	// coordinator
-	coord    int
-	quorate  bool
-	co       *coordinator
+	coord      int
+	quorate    bool
+	co         *coordinator
 	epochMax   []uint64        // highest epoch seen per VM (claims and assignments)
 	lastAssign []hb.Assignment // newest assignment seen per VM (Host -1: none)
 }

@@ -247,4 +247,3 @@ func (c *coordinator) pvm(v int, avoid []int) place.VM {
 	return place.VM{Index: v, Name: s.Name, CPU: s.CPU, MemoryMiB: s.MemoryMiB, Priority: int(s.Priority),
 		After: s.After, Group: s.AntiAffinity, Preferred: s.Host, Avoid: avoid}
 }
-
