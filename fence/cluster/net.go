@@ -9,10 +9,10 @@ import (
 
 // peer is everything this host knows about one other host.
 type peer struct {
-	net      hb.Peer
 	inc      uint64 // incarnation last heard on the network
 	version  uint64
 	heard    bool
+	net      hb.Peer
 	hears    hb.HostSet
 	coord    int
 	isolated bool

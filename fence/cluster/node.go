@@ -77,7 +77,9 @@ type Node struct {
 
 	// VMs this host claims (at most one claim per VM)
 	claims   map[int]*localClaim
-	deferred []hb.Assignment // assignments that arrived before the lease
+	deferred   []hb.Assignment // assignments that arrived before the lease
+	claimOrder []int           // cached sortedClaims
+	lastClaims []Claim         // claims of the last record, shared while unchanged
 
 	// coordinator
 	coord      int

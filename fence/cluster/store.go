@@ -165,9 +165,9 @@ func (n *Node) observe(now time.Duration, d int, recs []*Record) {
 		if r != nil && r.Host != h {
 			r = nil // a record in the wrong slot is not trusted
 		}
-		if r != nil && r.newer(n.best[h]) {
+		if old := n.best[h]; r != nil && r.newer(old) {
 			n.best[h] = r
-			n.learn(now, h, r)
+			n.learn(now, h, r, old)
 		}
 		if h == n.self {
 			continue
@@ -186,7 +186,12 @@ func (n *Node) observe(now time.Duration, d int, recs []*Record) {
 }
 
 // learn takes what a newer record of host h says about VMs and assignments.
-func (n *Node) learn(now time.Duration, h int, r *Record) {
+// Claims and assignments unchanged since the host's previous record (the
+// writer shares the slices while they do not change) are skipped.
+func (n *Node) learn(now time.Duration, h int, r *Record, old *Record) {
+	if old != nil && sameSlice(r.Claims, old.Claims) && sameSlice(r.Assignments, old.Assignments) && old.Incarnation == r.Incarnation {
+		return
+	}
 	n.co.dirty = true
 	for _, c := range r.Claims {
 		if c.VM < len(n.epochMax) && c.Epoch > n.epochMax[c.VM] {
@@ -258,7 +263,7 @@ func (n *Node) join(now time.Duration) {
 	n.logf(slog.LevelInfo, "ds", "joined: read %d of %d datastores", n.readableCount(), len(n.ds))
 	for h, r := range n.best {
 		if r != nil && h != n.self {
-			n.learn(now, h, r)
+			n.learn(now, h, r, nil)
 		}
 	}
 	n.bump()
@@ -371,6 +376,11 @@ func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc ui
 		}
 	}
 	return good >= n.kObs, ctr, inc
+}
+
+// sameSlice reports whether a and b are the same backing slice.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func popcount(m uint8) int { return bits.OnesCount8(m) }

@@ -194,12 +194,18 @@ func (n *Node) isolationResponse(now time.Duration) {
 	}
 }
 
+// sortedClaims lists the VMs this host claims, in VM order. The list is
+// cached until a VM is added to or removed from the claims.
 func (n *Node) sortedClaims() []int {
+	if n.claimOrder != nil && len(n.claimOrder) == len(n.claims) {
+		return n.claimOrder
+	}
 	vs := make([]int, 0, len(n.claims))
 	for v := range n.claims {
 		vs = append(vs, v)
 	}
 	sort.Ints(vs)
+	n.claimOrder = vs
 	return vs
 }
 
@@ -214,13 +220,24 @@ func (n *Node) record() *Record {
 		DatastoreLost: n.lease == leaseLapsed || n.lease == leaseHeld,
 		Hears:         n.hears,
 	}
-	for _, v := range n.sortedClaims() {
+	same := len(n.lastClaims) == len(n.claims)
+	for i, v := range n.sortedClaims() {
 		lc := n.claims[v]
 		if lc.counter == 0 {
 			lc.counter = n.counter
 		}
-		r.Claims = append(r.Claims, lc.Claim)
+		same = same && n.lastClaims[i] == lc.Claim
 	}
+	if !same {
+		// A fresh slice only when a claim changed: readers skip claims
+		// they have already seen by the slice's identity.
+		cs := make([]Claim, 0, len(n.claims))
+		for _, v := range n.sortedClaims() {
+			cs = append(cs, n.claims[v].Claim)
+		}
+		n.lastClaims = cs
+	}
+	r.Claims = n.lastClaims
 	if n.coord == n.self {
 		r.Assignments = n.co.assign
 		r.Fenced = n.co.proofs

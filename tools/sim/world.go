@@ -84,6 +84,9 @@ type host struct {
 // clock is the host's monotonic clock at global time now.
 func (h *host) clock(now time.Duration) time.Duration {
 	d := now - h.clkAt
+	if h.ppm == 0 {
+		return h.clkBase + d
+	}
 	return h.clkBase + d + d*time.Duration(h.ppm)/1e6
 }
 
