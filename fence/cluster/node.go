@@ -76,7 +76,7 @@ type Node struct {
 	isolated  bool
 
 	// VMs this host claims (at most one claim per VM)
-	claims   map[int]*localClaim
+	claims     map[int]*localClaim
 	deferred   []hb.Assignment // assignments that arrived before the lease
 	claimOrder []int           // cached sortedClaims
 	lastClaims []Claim         // claims of the last record, shared while unchanged
