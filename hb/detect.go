@@ -308,8 +308,9 @@ func (l *Link) LastHeard() (time.Duration, bool) {
 // MaxLinks is the number of links a peer can be heard on.
 const MaxLinks = 8
 
-// Peer aggregates the links on which one peer is heard. It holds its links
-// in place, so a table of peers is one block of memory.
+// Peer aggregates the links on which one peer is heard. Its links may live
+// in storage the caller owns (InitIn), so that a table of peers keeps all
+// their links in one block of memory.
 //
 //	cfg := hb.DefaultDetectorConfig()
 //	var p hb.Peer
@@ -320,8 +321,7 @@ const MaxLinks = 8
 //		// network-silent on every link
 //	}
 type Peer struct {
-	links [MaxLinks]Link
-	n     uint8
+	links []Link
 }
 
 // Init resets p to n links, none heard yet. It panics unless 0 < n <=
@@ -330,21 +330,30 @@ func (p *Peer) Init(n int, cfg *DetectorConfig) {
 	if n <= 0 || n > MaxLinks {
 		panic("hb: peer with " + strconv.Itoa(n) + " links")
 	}
-	*p = Peer{n: uint8(n)}
-	for i := range p.links[:n] {
-		p.links[i].Init(cfg)
+	p.InitIn(make([]Link, n), cfg)
+}
+
+// InitIn is Init with the links kept in the caller's storage: one Link per
+// link, 0 < len(links) <= MaxLinks.
+func (p *Peer) InitIn(links []Link, cfg *DetectorConfig) {
+	if len(links) == 0 || len(links) > MaxLinks {
+		panic("hb: peer with " + strconv.Itoa(len(links)) + " links")
+	}
+	p.links = links
+	for i := range links {
+		links[i].Init(cfg)
 	}
 }
 
 // Links are the peer's links, indexed like the cluster's links.
-func (p *Peer) Links() []Link { return p.links[:p.n] }
+func (p *Peer) Links() []Link { return p.links }
 
 // Link is the peer's link i; it panics if there is no such link.
-func (p *Peer) Link(i int) *Link { return &p.links[:p.n][i] }
+func (p *Peer) Link(i int) *Link { return &p.links[i] }
 
 // Restart restarts the silence clock of every link at now (see Link.Restart).
 func (p *Peer) Restart(now time.Duration) {
-	for i := range p.links[:p.n] {
+	for i := range p.links {
 		p.links[i].Restart(now)
 	}
 }
@@ -354,7 +363,7 @@ func (p *Peer) Restart(now time.Duration) {
 func (p *Peer) State(now time.Duration, cfg *DetectorConfig) LinkState {
 	// Link.State, unrolled: this is the hot path of the agent.
 	s, half := Down, cfg.Floor/2
-	for i := range p.links[:p.n] {
+	for i := range p.links {
 		l := &p.links[i]
 		if l.flags&(linkHeard|linkNoWire) != linkHeard {
 			continue // down
@@ -375,7 +384,7 @@ func (p *Peer) State(now time.Duration, cfg *DetectorConfig) LinkState {
 // LastHeard is the latest LastHeard over the peer's links, and false if the
 // peer was never heard on any.
 func (p *Peer) LastHeard() (last time.Duration, ok bool) {
-	for i := range p.links[:p.n] {
+	for i := range p.links {
 		if t, heard := p.links[i].LastHeard(); heard && (!ok || t > last) {
 			last, ok = t, true
 		}

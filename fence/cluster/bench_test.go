@@ -42,7 +42,7 @@ func BenchmarkTick64(b *testing.B) {
 		now += 100 * time.Millisecond
 		n.Step(now, Tick{})
 		for i := 0; i < 64; i++ {
-			n.peers[i].net.Link(0).Heard(now)
+			n.hot[i].net.Link(0).Heard(now)
 		}
 	}
 }

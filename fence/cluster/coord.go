@@ -154,7 +154,7 @@ func (c *coordinator) fenceTick(now time.Duration) {
 			continue
 		}
 		p := &n.peers[h]
-		inc := p.inc
+		inc := p.h.inc
 		if r := n.best[h]; r != nil && r.Incarnation > inc {
 			inc = r.Incarnation
 		}

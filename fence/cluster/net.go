@@ -7,12 +7,18 @@ import (
 	"github.com/vigil-ha/vigil/hb"
 )
 
-// peer is everything this host knows about one other host.
+// peerHot is what every heartbeat touches, kept apart in one dense table so
+// that a host's whole view of the network stays in cache.
+type peerHot struct {
+	inc     uint64 // incarnation last heard on the network
+	version uint64 // digest version last taken
+	heard   bool
+	net     hb.Peer
+}
+
+// peer is everything else this host knows about one other host.
 type peer struct {
-	inc      uint64 // incarnation last heard on the network
-	version  uint64
-	heard    bool
-	net      hb.Peer
+	h        *peerHot
 	hears    hb.HostSet
 	coord    int
 	isolated bool
@@ -25,8 +31,9 @@ type peer struct {
 	lostAt   time.Duration // when this host last stopped taking the peer for alive
 }
 
-func (p *peer) init(links, datastores int, det *hb.DetectorConfig) {
-	p.net.Init(links, det)
+func (p *peer) init(h *peerHot, links []hb.Link, datastores int, det *hb.DetectorConfig) {
+	p.h = h
+	h.net.InitIn(links, det)
 	p.store = make([]storeObs, datastores)
 	p.coord = -1
 	p.silentAt = -1
@@ -59,23 +66,24 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 	if m.From == n.self || m.From < 0 || m.From >= len(n.peers) || m.Link < 0 || m.Link >= n.spec.Links {
 		return
 	}
-	p := &n.peers[m.From]
-	if m.Incarnation < p.inc {
+	ph := &n.hot[m.From]
+	if m.Incarnation < ph.inc {
 		return // a packet from an earlier life of the peer
 	}
-	p.net.Link(m.Link).Heard(now)
+	ph.net.Link(m.Link).Heard(now)
 	n.lastPeer = now
-	if m.Incarnation != p.inc || !p.heard {
-		if p.heard {
+	if m.Version == ph.version && m.Incarnation == ph.inc && ph.heard {
+		return // the hot path: nothing new but the heartbeat itself
+	}
+	if m.Incarnation != ph.inc || !ph.heard {
+		if ph.heard {
 			n.logf(slog.LevelInfo, "hb", "%s restarted (incarnation %d)", n.name(m.From), m.Incarnation)
 		}
-		p.inc, p.heard = m.Incarnation, true
-		p.version = m.Version + 1 // force a digest update
+		ph.inc, ph.heard = m.Incarnation, true
 	}
-	if m.Version == p.version {
-		return
-	}
-	p.version = m.Version
+	ph.version = m.Version
+	n.scanNow = true
+	p := &n.peers[m.From]
 	p.hears, p.coord, p.isolated, p.maint = m.Hears, m.Coordinator, m.Isolated, m.Maintenance
 	p.assign = m.Assignments
 	for i := range m.Assignments {
@@ -97,8 +105,9 @@ func (n *Node) linkChanged(now time.Duration, e LinkChanged) {
 	}
 	n.logf(slog.LevelWarn, "hb", "link %d carrier down", e.Link)
 	for i := range n.peers {
-		n.peers[i].net.Link(e.Link).CarrierDown(now)
+		n.hot[i].net.Link(e.Link).CarrierDown(now)
 	}
+	n.scanNow = true
 }
 
 // probeGateways asks every link's isolation address while no peer is heard.

@@ -55,6 +55,9 @@ type Node struct {
 	gwPending []bool
 	lastPeer  time.Duration // last time any peer was heard
 	peers     []peer
+	hot       []peerHot     // per peer, what every heartbeat touches
+	nextScan  time.Duration // no peer can leave Up before this
+	scanNow   bool          // evidence changed: scan the verdicts at the next tick
 	hears     hb.HostSet
 	acks      hb.HostSet // heard hosts whose heartbeats say they hear us
 	suspects  int        // peers network-silent whose storage has not decided yet
@@ -119,8 +122,10 @@ func NewNode(c Config) *Node {
 		n.gwOK[l] = -1
 	}
 	n.peers = make([]peer, len(s.Hosts))
+	n.hot = make([]peerHot, len(s.Hosts))
+	links := make([]hb.Link, len(s.Hosts)*s.Links)
 	for i := range n.peers {
-		n.peers[i].init(s.Links, s.Datastores, &n.det)
+		n.peers[i].init(&n.hot[i], links[i*s.Links:(i+1)*s.Links:(i+1)*s.Links], s.Datastores, &n.det)
 	}
 	n.ds = make([]dstore, s.Datastores)
 	n.best = make([]*Record, len(s.Hosts))
@@ -184,9 +189,10 @@ func (n *Node) tick(now time.Duration) {
 		// Our own stall, not the peers' silence: restart the evidence clocks.
 		n.logf(slog.LevelWarn, "agent", "agent stalled for %s: restarting evidence clocks", ms(gap))
 		for i := range n.peers {
-			n.peers[i].net.Restart(now)
+			n.hot[i].net.Restart(now)
 		}
 		n.lastPeer = now
+		n.scanNow = true
 		for l := range n.gwOK {
 			if n.gwOK[l] >= 0 {
 				n.gwOK[l] = now

@@ -235,7 +235,7 @@ func (c *coordinator) incOf(h int) uint64 {
 	if h == n.self {
 		return n.inc
 	}
-	inc := n.peers[h].inc
+	inc := n.hot[h].inc
 	if r := n.best[h]; r != nil && r.Incarnation > inc {
 		inc = r.Incarnation
 	}

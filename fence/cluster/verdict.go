@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"log/slog"
 	"strings"
 	"time"
@@ -63,19 +64,41 @@ func (v SelfVerdict) String() string {
 	return [...]string{"starting", "healthy", "isolated", "datastore-lost"}[v]
 }
 
+// updateVerdicts applies the decision table to every peer. While every peer
+// is up, no verdict can change before the stalest of them has been silent
+// for half the link timeout floor, unless new evidence arrives (a digest, a
+// carrier change): until then the scan is skipped.
 func (n *Node) updateVerdicts(now time.Duration) {
+	if !n.scanNow && now < n.nextScan {
+		return
+	}
+	n.scanNow = false
 	hears := hb.HostSet(0)
+	next, allUp := time.Duration(math.MaxInt64), len(n.peers) > 1
 	for h := range n.peers {
 		if h == n.self {
 			continue
 		}
 		p := &n.peers[h]
-		if p.net.State(now, &n.det) != hb.Down {
+		st := p.h.net.State(now, &n.det)
+		if st == hb.Up {
+			var until time.Duration
+			for l := range p.h.net.Links() {
+				if lk := p.h.net.Link(l); lk.State(now, &n.det) == hb.Up {
+					last, _ := lk.LastHeard()
+					until = max(until, last+n.det.Floor/2)
+				}
+			}
+			next = min(next, until)
+		} else {
+			allUp = false
+		}
+		if st != hb.Down {
 			hears = hears.With(h)
 			p.silentAt = -1
 		} else if p.silentAt < 0 {
 			p.silentAt = now
-			if last, ok := p.net.LastHeard(); ok {
+			if last, ok := p.h.net.LastHeard(); ok {
 				n.logf(slog.LevelInfo, "hb", "%s silent on all links (last heard %s ago)", n.name(h), ms(now-last))
 			}
 		}
@@ -89,6 +112,10 @@ func (n *Node) updateVerdicts(now time.Duration) {
 		if hears.Has(h) && n.peers[h].hears.Has(n.self) {
 			n.acks = n.acks.With(h)
 		}
+	}
+	n.nextScan = now
+	if allUp && n.joined {
+		n.nextScan = next
 	}
 	n.suspects = 0
 	for h := range n.peers {
@@ -137,12 +164,12 @@ func (n *Node) verdict(h int, now time.Duration) Verdict {
 		}
 		return Suspect
 	case storeUnknown:
-		if _, heard := p.net.LastHeard(); !heard {
+		if _, heard := p.h.net.LastHeard(); !heard {
 			return Unknown
 		}
 		return Partitioned
 	}
-	if p.net.SilentFor(now) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
+	if p.h.net.SilentFor(now) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
 		return Suspect
 	}
 	return Failed
@@ -177,8 +204,8 @@ func (n *Node) Explain(h int, now time.Duration) []string {
 	p := &n.peers[h]
 	var rows []string
 	var links []string
-	for l := range p.net.Links() {
-		lk := p.net.Link(l)
+	for l := range p.h.net.Links() {
+		lk := p.h.net.Link(l)
 		st := lk.State(now, &n.det)
 		if last, ok := lk.LastHeard(); ok {
 			links = append(links, fmt.Sprintf("link%d %s (last heard %s ago, timeout %s)", l, st, ms(now-last), ms(lk.Timeout(&n.det))))
