@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"fmt"
-	"math"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
