@@ -83,3 +83,30 @@ func BenchmarkWorldOnly64(b *testing.B) {
 	b.ReportMetric(w.now.Seconds()/time.Since(start).Seconds(), "sim-x")
 	b.ReportMetric(float64(w.stats.Delivered)/w.now.Seconds(), "deliveries/sim-s")
 }
+
+// BenchmarkRecovery measures, in simulated time at the default timing, a
+// host power loss on the demo cluster: detection, fence and the last VM
+// running again (with 1 s of VM boot), with a BMC and with the lease and
+// watchdog proof alone.
+func BenchmarkRecovery(b *testing.B) {
+	for _, c := range []struct{ name, cmds string }{
+		{"bmc", "20s poweroff h2\nrun 60s\n"},
+		{"lease-only", "10s bmc h2 unreachable\n20s poweroff h2\nrun 60s\n"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var r Recovery
+			for b.Loop() {
+				d, err := runDemo(c.cmds)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r = d.r; r.Recovered != r.Lost || r.Lost == 0 {
+					b.Fatalf("recovered %d of %d VMs", r.Recovered, r.Lost)
+				}
+			}
+			b.ReportMetric(float64(r.Detect.Milliseconds()), "detect-ms")
+			b.ReportMetric(float64(r.Fence.Milliseconds()), "fence-ms")
+			b.ReportMetric(float64(r.Recover.Milliseconds()), "recover-ms")
+		})
+	}
+}

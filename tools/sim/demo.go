@@ -25,19 +25,38 @@ type record struct {
 	asg  *cluster.Assigned
 }
 
-// Demo runs the embedded four-host cluster through one host's power loss
-// and prints a timeline of detection, fencing and restarts, relative to the
-// failure, ending with `recovered N/N VMs in T ms (detect X ms, fence Y ms
-// via METHOD)`.
-func Demo(out io.Writer) error {
+// Recovery is what one host failure cost, measured from the world's events.
+type Recovery struct {
+	Failed    time.Duration // when the host lost power
+	Detect    time.Duration // first suspicion of the dead host, from the failure
+	Fence     time.Duration // from detection to the proof
+	Recover   time.Duration // from the failure to the last of its VMs running
+	Method    string        // the proof's kind
+	Recovered int           // VMs running again
+	Lost      int           // protected VMs the host ran
+}
+
+// demoRun is a traced run of the embedded cluster through one power loss.
+type demoRun struct {
+	w     *World
+	t0    time.Duration
+	dead  *host
+	lost  []int
+	first int // first log line after the failure
+	r     Recovery
+}
+
+// runDemo runs the embedded four-host cluster through the script cmds, which
+// holds one poweroff, and measures the recovery.
+func runDemo(cmds string) (*demoRun, error) {
 	cfg, err := config.Parse(demoCluster)
 	if err != nil {
-		return fmt.Errorf("demo cluster: %w", err)
+		return nil, fmt.Errorf("demo cluster: %w", err)
 	}
 	spec := cfg.Spec()
-	s, err := ParseScript("demo/cmds", demoCmds, spec, NamesOf(cfg), DefaultParams())
+	s, err := ParseScript("demo/cmds", cmds, spec, NamesOf(cfg), DefaultParams())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var fail *Cmd
 	for i := range s.Cmds {
@@ -47,41 +66,61 @@ func Demo(out io.Writer) error {
 		}
 	}
 	if fail == nil {
-		return fmt.Errorf("demo/cmds: no poweroff command")
+		return nil, fmt.Errorf("demo/cmds: no poweroff command")
 	}
 	s.Params.Quiet = true
 	w := New(spec, s.Params)
 	w.trace = true
 	w.Schedule(s)
-	t0, dead := fail.At, w.hosts[fail.H]
-	w.RunUntil(t0 - 1)
-	var lost []int
+	d := &demoRun{w: w, t0: fail.At, dead: w.hosts[fail.H]}
+	w.RunUntil(d.t0 - 1)
 	for vm := range spec.VMs {
-		if dead.vm[vm] != vmOff && spec.VMs[vm].Protected {
-			lost = append(lost, vm)
+		if d.dead.vm[vm] != vmOff && spec.VMs[vm].Protected {
+			d.lost = append(d.lost, vm)
 		}
 	}
-	fmt.Fprintf(out, "vigil demo: %d hosts, %d VMs; %s loses power at %s with %s on it\n\n",
-		len(spec.Hosts), len(spec.VMs), dead.name, secs(t0), vmList(w, lost))
-	first := len(w.lines)
+	d.first = len(w.lines)
 	w.RunUntil(s.End)
-
 	// Phases, from the events rather than from the log text.
+	t0 := d.t0
 	detect, proof, method := time.Duration(-1), time.Duration(-1), "none"
 	recovered, last := map[int]bool{}, t0
 	for _, r := range w.records {
 		switch {
-		case r.asg != nil && r.asg.From == dead.id && r.at >= t0:
+		case r.asg != nil && r.asg.From == d.dead.id && r.at >= t0:
 			if r.asg.Failed >= t0 && (detect < 0 || r.asg.Failed < detect) {
 				detect = r.asg.Failed
 			}
 			if proof < 0 || r.asg.Proof.At < proof {
 				proof, method = r.asg.Proof.At, r.asg.Proof.Kind.String()
 			}
-		case r.asg == nil && r.at >= t0 && contains(lost, r.vm) && !recovered[r.vm]:
+		case r.asg == nil && r.at >= t0 && contains(d.lost, r.vm) && !recovered[r.vm]:
 			recovered[r.vm], last = true, r.at
 		}
 	}
+	if detect < 0 {
+		detect = t0
+	}
+	if proof < detect {
+		proof = detect
+	}
+	d.r = Recovery{Failed: t0, Detect: detect - t0, Fence: proof - detect, Recover: last - t0, Method: method,
+		Recovered: len(recovered), Lost: len(d.lost)}
+	return d, nil
+}
+
+// Demo runs the embedded four-host cluster through one host's power loss
+// and prints a timeline of detection, fencing and restarts, relative to the
+// failure, ending with `recovered N/N VMs in T ms (detect X ms, fence Y ms
+// via METHOD)`.
+func Demo(out io.Writer) error {
+	d, err := runDemo(demoCmds)
+	if err != nil {
+		return err
+	}
+	w, t0 := d.w, d.t0
+	fmt.Fprintf(out, "vigil demo: %d hosts, %d VMs; %s loses power at %s with %s on it\n\n",
+		len(w.spec.Hosts), len(w.spec.VMs), d.dead.name, secs(t0), vmList(w, d.lost))
 	groups := []struct {
 		title string
 		comps []string
@@ -92,7 +131,7 @@ func Demo(out io.Writer) error {
 	}
 	for _, g := range groups {
 		fmt.Fprintf(out, "%s\n", g.title)
-		for _, l := range w.lines[first:] {
+		for _, l := range w.lines[d.first:] {
 			if l.Host == "sim" || !contains(g.comps, l.Comp) && !(g.title == "fencing" && l.Comp == "sim" && strings.HasPrefix(l.Msg, "powered off")) {
 				continue
 			}
@@ -106,14 +145,9 @@ func Demo(out io.Writer) error {
 			fmt.Fprintf(out, "  %+8.3fs  %-3s %s\n", (l.At - t0).Seconds(), l.Host, msg)
 		}
 	}
-	if detect < 0 {
-		detect = t0
-	}
-	if proof < detect {
-		proof = detect
-	}
+	r := d.r
 	fmt.Fprintf(out, "\nrecovered %d/%d VMs in %d ms (detect %d ms, fence %d ms via %s)\n",
-		len(recovered), len(lost), (last - t0).Milliseconds(), (detect - t0).Milliseconds(), (proof - detect).Milliseconds(), method)
+		r.Recovered, r.Lost, r.Recover.Milliseconds(), r.Detect.Milliseconds(), r.Fence.Milliseconds(), r.Method)
 	return nil
 }
 
