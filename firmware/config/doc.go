@@ -17,5 +17,5 @@
 // problem found as Problems, each with the key at fault, what is wrong and
 // how to fix it. Unknown keys are errors. CheckTiming holds the timing rules
 // that keep the safety contract true; the agent runs it again before it
-// arms a watchdog. REFERENCE.md documents every key.
+// arms a watchdog. The README's configuration reference documents every key.
 package config
