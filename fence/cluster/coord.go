@@ -3,7 +3,6 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/fence"
@@ -275,11 +274,8 @@ func (c *coordinator) bmcReplied(now time.Duration, e BMCReplied) {
 	}
 }
 
-// Assignments lists the coordinator's outstanding assignments.
-func (n *Node) Assignments() []string {
-	var out []string
-	for _, a := range n.co.assign {
-		out = append(out, fmt.Sprintf("%s->%s@%d", n.vmName(a.VM), n.name(a.Host), a.Epoch))
-	}
-	return []string{strings.Join(out, " ")}
+// Assignments lists the coordinator's outstanding assignments (none unless
+// this host coordinates).
+func (n *Node) Assignments() []hb.Assignment {
+	return append([]hb.Assignment(nil), n.co.assign...)
 }
