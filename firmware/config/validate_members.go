@@ -147,6 +147,9 @@ func (c *Config) checkAfter(ps *Problems, key string, i int, v VM) {
 			ps.add(key+".after", "remove "+a+" from its own after", "%q depends on itself", a)
 		case seen[a]:
 			ps.add(key+".after", "list each VM once", "%q is listed twice", a)
+		case v.IsProtected() && !c.VMs[j].IsProtected():
+			ps.add(key+".after", "protect "+a+" or drop it from after",
+				"protected VM %q starts after unprotected VM %q, which is not restarted after a failure: %q would wait for it for good", v.Name, a, v.Name)
 		}
 		seen[a] = true
 	}

@@ -101,6 +101,7 @@ func TestValidate(t *testing.T) {
 		{"vm after unknown", func(c *Config) { c.VMs[5].After = []string{"app3"} }, "vms[5].after", `no VM is called "app3"`},
 		{"vm after itself", func(c *Config) { c.VMs[5].After = []string{"web"} }, "vms[5].after", "depends on itself"},
 		{"vm after twice", func(c *Config) { c.VMs[5].After = []string{"app1", "app1"} }, "vms[5].after", "listed twice"},
+		{"protected vm after unprotected", func(c *Config) { f := false; c.VMs[0].Protected = &f }, "vms[1].after", "would wait for it for good"},
 		{"vm after cycle of two", func(c *Config) { c.VMs[0].After = []string{"db1"} }, "vms[0].after", "dependency cycle: storage1 -> db1 -> storage1"},
 		{"vm after long cycle", func(c *Config) { c.VMs[0].After = []string{"web"} }, "vms[0].after", "storage1 -> web -> app1 -> db1 -> storage1"},
 		{"vm host unknown", func(c *Config) { c.VMs[1].Host = "h9" }, "vms[1].host", `no host is called "h9"`},

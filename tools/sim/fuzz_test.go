@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -62,4 +63,15 @@ func TestShrinkKeepsTheViolation(t *testing.T) {
 
 func configLoad(dir string) (*config.Config, error) {
 	return config.Load(dir + "/" + ClusterFile)
+}
+
+// TestFuzzClustersAreValid: every drawn cluster passes vigil check, so a
+// printed reproduction loads as it is.
+func TestFuzzClustersAreValid(t *testing.T) {
+	for seed := int64(0); seed < 300; seed++ {
+		c := fuzzCluster(rand.New(rand.NewSource(seed)), seed, 16)
+		if ps := c.Validate(); len(ps) > 0 {
+			t.Fatalf("seed %d: %v", seed, ps)
+		}
+	}
 }

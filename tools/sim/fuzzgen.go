@@ -71,6 +71,14 @@ func fuzzCluster(r *rand.Rand, seed int64, maxHosts int) *config.Config {
 		}
 		c.VMs = append(c.VMs, v)
 	}
+	// A protected VM never waits for an unprotected one (vigil check refuses it).
+	for i := range c.VMs {
+		if v := &c.VMs[i]; len(v.After) > 0 && v.IsProtected() {
+			if j, _ := c.VMByName(v.After[0]); !c.VMs[j].IsProtected() {
+				v.After = nil
+			}
+		}
+	}
 	// Anti-affinity groups larger than the survivors cannot all run.
 	count := map[string]int{}
 	for i := range c.VMs {
