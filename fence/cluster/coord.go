@@ -26,7 +26,8 @@ type coordinator struct {
 	said     []string // last refusal or wait reason logged, per VM
 	nextPlan time.Duration
 	dirty    bool
-	waiting  bool // logged that too few datastores are readable
+	waiting  bool          // logged that too few datastores are readable
+	since    time.Duration // when this host became coordinator
 	owner    []owner
 }
 
@@ -61,10 +62,13 @@ func (c *coordinator) ready(now time.Duration) bool {
 	if n.lease != leaseFresh || now-n.startAt < t.Grace+t.DatastoreInterval {
 		return false
 	}
-	fresh := 0
+	fresh, settled := 0, 0
 	for d := range n.ds {
 		if n.ds[d].readOK && now-n.ds[d].lastReadOK <= t.StorageTimeout() {
 			fresh++
+			if n.ds[d].lastReadOK >= c.since {
+				settled++
+			}
 		}
 	}
 	if fresh < n.kClm {
@@ -75,7 +79,8 @@ func (c *coordinator) ready(now time.Duration) bool {
 		return false
 	}
 	c.waiting = false
-	return true
+	// Newly elected: first read what a coordinator before this one did.
+	return settled >= n.kClm
 }
 
 func (c *coordinator) tick(now time.Duration) {

@@ -88,6 +88,7 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 	p.assign = m.Assignments
 	for i := range m.Assignments {
 		a := &m.Assignments[i]
+		n.noteAssignment(*a)
 		if a.Host == n.self {
 			n.assigned(now, m.From, *a)
 		}

@@ -30,6 +30,9 @@ type Config struct {
 	Self        int    // this host's index in Spec.Hosts
 	Incarnation uint64 // new at every agent start, larger than the last
 	Running     []int  // VMs the hypervisor runs when the agent starts
+	// WatchdogArmed says an earlier incarnation left the hardware watchdog
+	// armed (an agent restart): this one must keep it petted while entitled.
+	WatchdogArmed bool
 }
 
 // Node is one host's pure state machine.
@@ -63,20 +66,23 @@ type Node struct {
 	suspects  int        // peers network-silent whose storage has not decided yet
 
 	// datastores and lease
-	ds        []dstore
-	counter   uint64
-	lastBatch time.Duration // when the last record was issued
-	lastRec   *Record       // the newest record issued
-	joined    bool          // own previous record read and adopted
-	running0  []int
-	lease     leaseState
-	wdArmed   bool
-	best      []*Record // newest record per host over all datastores
-	recDirty  bool
-	maint     bool
-	self0     SelfVerdict
-	selfSince time.Duration
-	isolated  bool
+	ds         []dstore
+	counter    uint64
+	lastBatch  time.Duration // when the last record was issued
+	lastRec    *Record       // the newest record issued
+	joined     bool          // own previous record read and adopted
+	running0   []int
+	continuing bool // the agent started under running VMs or an armed watchdog
+	lease      leaseState
+	hadLease   bool // this incarnation held a fresh lease at least once
+	wdTaken    bool // an earlier incarnation armed the watchdog
+	wdArmed    bool
+	best       []*Record // newest record per host over all datastores
+	recDirty   bool
+	maint      bool
+	self0      SelfVerdict
+	selfSince  time.Duration
+	isolated   bool
 
 	// VMs this host claims (at most one claim per VM)
 	claims     map[int]*localClaim
@@ -107,7 +113,7 @@ func NewNode(c Config) *Node {
 	if c.Self < 0 || c.Self >= len(s.Hosts) || len(s.Hosts) > hb.MaxHosts {
 		panic(fmt.Sprintf("cluster: host %d outside a cluster of %d", c.Self, len(s.Hosts)))
 	}
-	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running}
+	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
 	n.det = hb.DetectorConfig{Interval: s.Timing.Heartbeat, Floor: s.Timing.LinkTimeout}
 	n.kOwn, n.kObs = LeaseQuorum(s.Datastores)
 	n.kClm = ClaimQuorum(s.Datastores)
@@ -203,6 +209,7 @@ func (n *Node) tick(now time.Duration) {
 	n.sendHeartbeats(now)
 	n.storageTick(now)
 	n.updateVerdicts(now)
+	n.evalLease(now)
 	n.updateSelf(now)
 	n.watchdog(now)
 	if len(n.deferred) > 0 && n.lease != leaseNone {
@@ -225,7 +232,11 @@ func (n *Node) watchdog(now time.Duration) {
 	}
 	if !n.wdArmed {
 		n.wdArmed = true
-		n.logf(slog.LevelInfo, "wd", "arming watchdog (%s)", ms(n.spec.Timing.WatchdogTimeout))
+		if n.wdTaken {
+			n.logf(slog.LevelInfo, "wd", "petting the watchdog an earlier incarnation armed (%s)", ms(n.spec.Timing.WatchdogTimeout))
+		} else {
+			n.logf(slog.LevelInfo, "wd", "arming watchdog (%s)", ms(n.spec.Timing.WatchdogTimeout))
+		}
 	}
 	n.emit(PetWatchdog{Timeout: n.spec.Timing.WatchdogTimeout})
 }

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"log/slog"
+
+	"github.com/vigil-ha/vigil/hb"
 	"math/bits"
 	"time"
 )
@@ -199,19 +201,28 @@ func (n *Node) learn(now time.Duration, h int, r *Record, old *Record) {
 		}
 	}
 	for _, a := range r.Assignments {
-		if a.VM >= len(n.epochMax) {
+		if !n.noteAssignment(a) {
 			continue
-		}
-		if a.Epoch > n.epochMax[a.VM] {
-			n.epochMax[a.VM] = a.Epoch
-		}
-		if a.Epoch > n.lastAssign[a.VM].Epoch {
-			n.lastAssign[a.VM] = a
 		}
 		if a.Host == n.self && n.joined {
 			n.assigned(now, h, a)
 		}
 	}
+}
+
+// noteAssignment records an assignment seen in a record or a heartbeat, so
+// that a coordinator never assigns an epoch another one already gave out.
+func (n *Node) noteAssignment(a hb.Assignment) bool {
+	if a.VM < 0 || a.VM >= len(n.epochMax) {
+		return false
+	}
+	if a.Epoch > n.epochMax[a.VM] {
+		n.epochMax[a.VM] = a.Epoch
+	}
+	if a.Epoch > n.lastAssign[a.VM].Epoch {
+		n.lastAssign[a.VM] = a
+	}
+	return true
 }
 
 // tryJoin adopts this host's previous record once the datastores answered.
@@ -282,20 +293,28 @@ func (n *Node) readableCount() int {
 // evalLease applies the lease rule: fresh while enough datastores carry a
 // renewal younger than L; once lapsed, never fresh again in this incarnation.
 func (n *Node) evalLease(now time.Duration) {
-	if n.lease == leaseLapsed || !n.joined {
+	if n.lease == leaseLapsed {
 		return
 	}
 	L := n.spec.Timing.LeaseTimeout
 	fresh := 0
 	for d := range n.ds {
-		if n.ds[d].hasCounted && now-n.ds[d].counted < L {
+		if n.joined && n.ds[d].hasCounted && now-n.ds[d].counted < L {
 			fresh++
 		}
 	}
 	quorum := n.netQuorate()
 	switch {
+	case fresh < n.kOwn && n.lease == leaseNone && quorum && n.continuing:
+		// The agent restarted under running VMs or an armed watchdog: the
+		// network majority keeps it entitled until it renews its lease.
+		n.lease = leaseHeld
+		n.logf(slog.LevelWarn, "ds", "restarted without a lease yet: kept alive by a network quorum (%d of %d hosts acknowledge this one)", n.acks.Len()+1, len(n.peers))
 	case fresh >= n.kOwn && n.lease == leaseNone:
-		n.lease = leaseFresh
+		n.lease, n.hadLease = leaseFresh, true
+		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
+	case fresh >= n.kOwn && n.lease == leaseHeld && !n.hadLease:
+		n.lease, n.hadLease = leaseFresh, true
 		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
 	case fresh >= n.kOwn && n.lease == leaseHeld:
 		n.lease = leaseFresh

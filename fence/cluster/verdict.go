@@ -260,6 +260,8 @@ func (n *Node) explainSelf(now time.Duration) []string {
 func (n *Node) updateSelf(now time.Duration) {
 	v := Healthy
 	switch {
+	case n.lease == leaseHeld && !n.hadLease && now-n.startAt < n.spec.Timing.LeaseTimeout:
+		v = SelfStarting // restarted: the first renewal is on its way
 	case n.lease == leaseLapsed || n.lease == leaseHeld:
 		v = DatastoreLost
 	case n.hears != 0:
@@ -321,6 +323,12 @@ func (n *Node) updateCoordinator(now time.Duration) {
 		}
 		if n.coord == n.self {
 			n.co.stepDown()
+		}
+		if coord == n.self {
+			n.co.since = now
+			for d := range n.ds {
+				n.read(now, d)
+			}
 		}
 		n.coord = coord
 		n.version++

@@ -27,12 +27,11 @@ type checker struct {
 	violations []string
 
 	// S2: per VM
-	last    []int           // host the VM last ran on, -1 if none
-	lastAt  []time.Duration // when it started running there
-	asg     []cluster.Assigned
-	asgAt   []time.Duration
-	ran     []bool // reached running at least once (L1)
-	failed  []bool // a start failed (L1 does not expect it back)
+	last    []int             // host the VM last ran on, -1 if none
+	lastAt  []time.Duration   // when it started running there
+	asg     [][]timedAssigned // assignments since the VM last started running
+	ran     []bool            // reached running at least once (L1)
+	failed  []bool            // a start failed (L1 does not expect it back)
 	settles int
 
 	// L2: per host
@@ -42,6 +41,12 @@ type checker struct {
 	lostAt   []time.Duration
 	lostSlow []time.Duration // slowest path latency while lost: ops issued then end that much later
 	isolated []bool          // every NIC cut while the lease is lost
+}
+
+// timedAssigned is an assignment and when it was made.
+type timedAssigned struct {
+	cluster.Assigned
+	at time.Duration
 }
 
 const forever = time.Duration(1<<63 - 1)
@@ -54,8 +59,7 @@ func (c *checker) init(w *World) {
 		c.last[i] = -1
 	}
 	c.lastAt = make([]time.Duration, nv)
-	c.asg = make([]cluster.Assigned, nv)
-	c.asgAt = make([]time.Duration, nv)
+	c.asg = make([][]timedAssigned, nv)
 	c.ran = make([]bool, nv)
 	c.failed = make([]bool, nv)
 	c.harmEnd = make([]time.Duration, nh)
@@ -88,9 +92,18 @@ func (c *checker) starting(b *host, vm int) {
 	if a < 0 || a == b.id {
 		return
 	}
-	g := c.asg[vm]
+	// Two coordinators may both assign a VM (their claims then meet on the
+	// datastores and one withdraws): any assignment to b since the VM last
+	// ran elsewhere counts, the newest one first.
+	var g *timedAssigned
+	for i := len(c.asg[vm]) - 1; i >= 0; i-- {
+		if x := &c.asg[vm][i]; x.at >= c.lastAt[vm] && x.To == b.id {
+			g = x
+			break
+		}
+	}
 	switch {
-	case c.asgAt[vm] < c.lastAt[vm] || g.VM != vm || g.To != b.id:
+	case g == nil:
 		c.violate("S2 violated: " + name + " started on " + b.name + " after running on " + w.hostName(a) +
 			" with no assignment to " + b.name + " since")
 	case g.Proof.Kind == 0:
@@ -102,6 +115,7 @@ func (c *checker) starting(b *host, vm int) {
 // running records that vm runs on h.
 func (c *checker) running(h *host, vm int) {
 	c.last[vm], c.lastAt[vm], c.ran[vm] = h.id, c.w.now, true
+	c.asg[vm] = c.asg[vm][:0]
 	if c.w.trace {
 		c.w.records = append(c.w.records, record{at: c.w.now, host: h.id, vm: vm})
 	}
@@ -116,7 +130,7 @@ func (c *checker) assigned(_ *host, a cluster.Assigned) {
 		c.violate("assignment of unknown VM " + itoa(a.VM))
 		return
 	}
-	c.asg[a.VM], c.asgAt[a.VM] = a, c.w.now
+	c.asg[a.VM] = append(c.asg[a.VM], timedAssigned{a, c.w.now})
 	if c.w.trace {
 		c.w.records = append(c.w.records, record{at: c.w.now, vm: a.VM, asg: &a})
 	}

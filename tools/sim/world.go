@@ -318,7 +318,7 @@ func (w *World) boot(h *host, running []int) {
 	w.gens++
 	h.gen = w.gens
 	if !w.bare {
-		node := cluster.NewNode(cluster.Config{Spec: w.spec, Self: h.id, Incarnation: h.inc, Running: running})
+		node := cluster.NewNode(cluster.Config{Spec: w.spec, Self: h.id, Incarnation: h.inc, Running: running, WatchdogArmed: h.wdArmed})
 		h.agent = agent.New(node, &h.env)
 	}
 	if first && w.spec.Timing.Heartbeat > 0 {
