@@ -40,8 +40,11 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/...
 
+# Go's coverage-guided fuzzers, 30 s each: the cluster-file parser and the
+# failure detector.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./firmware/config
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./firmware/config
+	$(GO) test -run '^$$' -fuzz FuzzLink -fuzztime 30s ./hb
 
 clean:
 	rm -rf bin
