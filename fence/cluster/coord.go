@@ -209,6 +209,19 @@ func (c *coordinator) fencing(now time.Duration) bool {
 	return false
 }
 
+// awaitingLease reports whether a fence waits for proof (c).
+func (c *coordinator) awaitingLease() bool {
+	if c.n.coord != c.n.self {
+		return false
+	}
+	for _, f := range c.fences {
+		if f != nil && f.State() != fence.Proven {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *coordinator) owns(h int) bool {
 	for v := range c.owner {
 		if o := c.owner[v]; o.host == h && o.state != Released {

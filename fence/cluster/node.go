@@ -74,8 +74,9 @@ type Node struct {
 	running0   []int
 	continuing bool // the agent started under running VMs or an armed watchdog
 	lease      leaseState
-	hadLease   bool // this incarnation held a fresh lease at least once
-	wdTaken    bool // an earlier incarnation armed the watchdog
+	hadLease   bool          // this incarnation held a fresh lease at least once
+	quorumLost time.Duration // when the network majority was last lost (-1: held)
+	wdTaken    bool          // an earlier incarnation armed the watchdog
 	wdArmed    bool
 	best       []*Record // newest record per host over all datastores
 	recDirty   bool
@@ -113,7 +114,7 @@ func NewNode(c Config) *Node {
 	if c.Self < 0 || c.Self >= len(s.Hosts) || len(s.Hosts) > hb.MaxHosts {
 		panic(fmt.Sprintf("cluster: host %d outside a cluster of %d", c.Self, len(s.Hosts)))
 	}
-	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
+	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, quorumLost: -1, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
 	n.det = hb.DetectorConfig{Interval: s.Timing.Heartbeat, Floor: s.Timing.LinkTimeout}
 	n.kOwn, n.kObs = LeaseQuorum(s.Datastores)
 	n.kClm = ClaimQuorum(s.Datastores)

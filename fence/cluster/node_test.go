@@ -131,13 +131,50 @@ func TestLeaseAndWatchdog(t *testing.T) {
 		t.Fatalf("lease %d after 6s of failed writes: want lapsed", b.n.lease)
 	}
 	stopped := b.pets
-	b.dsErr = nil
 	b.run(12*time.Second, 1, 2)
 	if b.pets != stopped || stopped <= pets {
-		t.Fatalf("pets %d -> %d -> %d: a lapsed lease must never pet again", pets, stopped, b.pets)
+		t.Fatalf("pets %d -> %d -> %d: a lapsed lease must not pet while its writes fail", pets, stopped, b.pets)
 	}
 	if b.n.Self() != DatastoreLost {
 		t.Fatalf("self verdict %s, want datastore-lost", b.n.Self())
+	}
+	// A renewal that lands (observers read it) entitles the host again; the
+	// network alone never does (see TestLeaseHeldByNetworkQuorum).
+	b.dsErr = nil
+	b.run(14*time.Second, 1, 2)
+	if b.n.lease != leaseFresh || b.pets == stopped {
+		t.Fatalf("lease %d, pets %d -> %d: a counted renewal must entitle the host again", b.n.lease, stopped, b.pets)
+	}
+}
+
+func TestLeaseProofWaitsForAReadAfterTheDeadline(t *testing.T) {
+	b := newBench(t, testSpec(3, 0), 0)
+	b.run(5*time.Second, 1, 2)
+	b.run(6*time.Second, 1) // h3 silent on the network and on storage
+	p := &b.n.peers[2]
+	deadline := max(p.store[0].seen+4*time.Second, p.lostAt+b.n.spec.Timing.QuorumLoss()) + 4*time.Second
+	// Reads start every second: stop just before the deadline, after a read
+	// that the older rule (t_seen+L+io+r) would already have taken.
+	b.run(deadline-100*msec, 1)
+	if p.store[0].same < p.store[0].seen+7*time.Second {
+		t.Fatalf("test set-up: last read %v does not pass t_seen+L+io+r = %v", p.store[0].same, p.store[0].seen+7*time.Second)
+	}
+	// The clock condition alone (a later now) must not make a proof: no read
+	// has started after the deadline yet.
+	if ok, _, _ := b.n.leaseProof(2, deadline+time.Hour); ok {
+		t.Fatalf("proof (c) with no read started after the watchdog deadline %v (last read %v)", deadline, b.n.peers[2].store[0].same)
+	}
+	b.run(deadline+2*time.Second, 1)
+	if ok, _, _ := b.n.leaseProof(2, b.now); !ok {
+		t.Fatalf("no proof (c) at %v: deadline %v, last read %v", b.now, deadline, b.n.peers[2].store[0].same)
+	}
+	// Its slot advances again (a renewal landed): no proof for the new counter.
+	r := *b.slots[2]
+	r.Counter++
+	b.slots[2] = &r
+	b.run(b.now+time.Second, 1)
+	if ok, _, _ := b.n.leaseProof(2, b.now); ok {
+		t.Fatalf("proof (c) survived a new renewal")
 	}
 }
 
@@ -251,7 +288,7 @@ func TestLeaseHeldByNetworkQuorum(t *testing.T) {
 	if b.pets == pets {
 		t.Fatalf("a host held by its network quorum must keep petting")
 	}
-	b.run(14*time.Second, 1) // one peer, no acknowledgements: no quorum
+	b.run(15*time.Second, 1) // one peer, no acknowledgements: no quorum
 	if b.n.lease != leaseLapsed {
 		t.Fatalf("lease %d: want lapsed once the quorum is gone", b.n.lease)
 	}

@@ -104,11 +104,18 @@ type Spec struct {
 // before the peer counts as storage-silent: one interval plus the I/O timeout.
 func (t Timing) StorageTimeout() time.Duration { return t.DatastoreInterval + t.IOTimeout }
 
+// QuorumHysteresis is how long a host that depends on its network majority
+// rides out losing it (a peer's detector flapping) before its entitlement
+// lapses for good.
+func (t Timing) QuorumHysteresis() time.Duration { return t.LinkTimeout }
+
 // QuorumLoss bounds how long a host that lost its datastores may still count
-// itself network-quorate after the coordinator's partition stopped hearing
-// it: a link detector's timeout at its ceiling (4 x link_timeout) plus two
-// heartbeat intervals.
-func (t Timing) QuorumLoss() time.Duration { return 4*t.LinkTimeout + 2*t.Heartbeat }
+// itself entitled after the coordinator's partition stopped hearing it: a
+// link detector's timeout at its ceiling (4 x link_timeout), two heartbeat
+// intervals, and the hysteresis.
+func (t Timing) QuorumLoss() time.Duration {
+	return 4*t.LinkTimeout + 2*t.Heartbeat + t.QuorumHysteresis()
+}
 
 // ProofDelay is the longest proof (c) can take after a host was last seen
 // alive (its lease counter, or the network): max(L, QuorumLoss) + W + margin.

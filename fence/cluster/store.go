@@ -46,7 +46,7 @@ const (
 func (n *Node) storageTick(now time.Duration) {
 	t := &n.spec.Timing
 	every := t.DatastoreInterval
-	if n.suspects > 0 {
+	if n.suspects > 0 || n.co.awaitingLease() {
 		every = t.Heartbeat // a peer went silent: watch its slot closely
 	}
 	for d := range n.ds {
@@ -290,12 +290,14 @@ func (n *Node) readableCount() int {
 	return c
 }
 
-// evalLease applies the lease rule: fresh while enough datastores carry a
-// renewal younger than L; once lapsed, never fresh again in this incarnation.
+// evalLease applies the lease rule. The host is entitled (pets its watchdog)
+// while enough datastores carry a renewal younger than L (fresh), or, without
+// them, while a network majority acknowledges it (held). Once it is neither
+// (lapsed) only a new counted renewal entitles it again, never the network:
+// a renewal is a write observers read, and proof (c) waits for a read that
+// starts after the watchdog deadline, so a host that resumes after it is
+// one that never stopped in an observer's eyes, or one already reset.
 func (n *Node) evalLease(now time.Duration) {
-	if n.lease == leaseLapsed {
-		return
-	}
 	L := n.spec.Timing.LeaseTimeout
 	fresh := 0
 	for d := range n.ds {
@@ -305,6 +307,13 @@ func (n *Node) evalLease(now time.Duration) {
 	}
 	quorum := n.netQuorate()
 	switch {
+	case quorum:
+		n.quorumLost = -1
+	case n.quorumLost < 0:
+		n.quorumLost = now
+	}
+	quorum = quorum || now-n.quorumLost < n.spec.Timing.QuorumHysteresis()
+	switch {
 	case fresh < n.kOwn && n.lease == leaseNone && quorum && n.continuing:
 		// The agent restarted under running VMs or an armed watchdog: the
 		// network majority keeps it entitled until it renews its lease.
@@ -313,10 +322,10 @@ func (n *Node) evalLease(now time.Duration) {
 	case fresh >= n.kOwn && n.lease == leaseNone:
 		n.lease, n.hadLease = leaseFresh, true
 		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
-	case fresh >= n.kOwn && n.lease == leaseHeld && !n.hadLease:
+	case fresh >= n.kOwn && n.lease != leaseFresh && !n.hadLease:
 		n.lease, n.hadLease = leaseFresh, true
 		n.logf(slog.LevelInfo, "ds", "lease acquired on %d of %d datastores", fresh, len(n.ds))
-	case fresh >= n.kOwn && n.lease == leaseHeld:
+	case fresh >= n.kOwn && n.lease != leaseFresh:
 		n.lease = leaseFresh
 		n.logf(slog.LevelInfo, "ds", "lease renewed on %d of %d datastores", fresh, len(n.ds))
 		n.bump()
@@ -326,7 +335,7 @@ func (n *Node) evalLease(now time.Duration) {
 		n.bump()
 	case fresh < n.kOwn && (n.lease == leaseFresh || n.lease == leaseHeld) && !quorum:
 		n.lease = leaseLapsed
-		n.logf(slog.LevelError, "ds", "lease lapsed (fresh on %d of %d datastores, need %d; %d of %d hosts acknowledge this one): self-fencing, the watchdog will reset this host", fresh, len(n.ds), n.kOwn, n.acks.Len()+1, len(n.peers))
+		n.logf(slog.LevelError, "ds", "lease lapsed (fresh on %d of %d datastores, need %d; %d of %d hosts acknowledge this one): self-fencing, the watchdog resets this host unless a renewal lands first", fresh, len(n.ds), n.kOwn, n.acks.Len()+1, len(n.peers))
 		n.bump()
 	}
 }
@@ -375,10 +384,14 @@ func (n *Node) storage(p *peer, now time.Duration) (st storeState, alive, silent
 	return storeUnknown, alive, silent
 }
 
-// leaseProof reports whether proof (c) holds for peer h: on k_o datastores
-// the same counter was still read at t_seen+L+io+r, and
-// now >= max(t_seen+L, t_lost+quorumLoss)+W+margin, t_lost being when this
-// host stopped hearing h (directly or through a peer).
+// leaseProof reports whether proof (c) holds for peer h. Its watchdog
+// deadline is D = max(t_seen+L, t_lost+QuorumLoss)+W, t_seen being when
+// this host first saw h's counter and t_lost when it stopped hearing h
+// (directly or through a peer): h pets no later than the first term, and its
+// watchdog fires by D. On k_o datastores a read that started at or after D
+// (and after t_seen+L+io+r) must still show the same counter, so any renewal
+// that would entitle h again landed after D, when h was already reset; and
+// this host's clock must read D+margin.
 func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc uint64) {
 	t := &n.spec.Timing
 	p := &n.peers[h]
@@ -388,8 +401,8 @@ func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc ui
 		if !o.valid {
 			continue
 		}
-		if o.same >= o.seen+t.LeaseTimeout+t.IOTimeout+t.DatastoreInterval &&
-			now >= max(o.seen+t.LeaseTimeout, p.lostAt+t.QuorumLoss())+t.WatchdogTimeout+t.Margin {
+		deadline := max(o.seen+t.LeaseTimeout, p.lostAt+t.QuorumLoss()) + t.WatchdogTimeout
+		if o.same >= max(deadline, o.seen+t.LeaseTimeout+t.IOTimeout+t.DatastoreInterval) && now >= deadline+t.Margin {
 			good++
 			ctr, inc = o.counter, o.inc
 		}

@@ -23,7 +23,7 @@ const maxTiming = time.Hour
 //  5. watchdog_timeout >= io_timeout + datastore_interval
 //  6. watchdog_timeout <= lease_timeout, whole seconds, >= 1s
 //  7. margin >= 100ms and margin >= (lease_timeout + watchdog_timeout)/100
-//  8. fence_timeout >= max(lease_timeout, 4 x link_timeout + 2 x heartbeat)
+//  8. fence_timeout >= max(lease_timeout, 5 x link_timeout + 2 x heartbeat)
 //     + watchdog_timeout + margin
 //  9. 0 < bmc_poll < fence_timeout
 //
@@ -137,7 +137,7 @@ func CheckTiming(t cluster.Timing) Problems {
 	// 8. Fence timeout.
 	if ok("fence_timeout", "lease_timeout", "watchdog_timeout", "margin", "link_timeout", "heartbeat") && ft < t.ProofDelay() {
 		ps.add("timing.fence_timeout", fmt.Sprintf("raise fence_timeout to %v or more", t.ProofDelay()),
-			"fence_timeout (%v) must be at least max(lease_timeout, 4 x link_timeout + 2 x heartbeat) + watchdog_timeout + margin (%v): the lease+watchdog proof is due before a fence is reported stuck",
+			"fence_timeout (%v) must be at least max(lease_timeout, 5 x link_timeout + 2 x heartbeat) + watchdog_timeout + margin (%v): the lease+watchdog proof is due before a fence is reported stuck",
 			ft, t.ProofDelay())
 	}
 	// 9. BMC poll.
