@@ -131,3 +131,23 @@ func TestCheckerL1(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckerCapacity(t *testing.T) {
+	b := newBare(t, 2, 1, 1)
+	h := b.hosts[0]
+	h.spec.CPU = b.spec.VMs[0].CPU + b.spec.VMs[1].CPU // room for exactly two
+	b.env(0).VM(0, cluster.VMStart)
+	b.env(0).VM(1, cluster.VMStart)
+	b.RunUntil(2 * time.Second)
+	if b.Violations() != 0 {
+		t.Fatalf("two VMs within capacity: %s", b.violations())
+	}
+	b.env(0).VM(2, cluster.VMStart) // injected: a third does not fit
+	b.RunUntil(4 * time.Second)
+	if v := b.violations(); !strings.Contains(v, "placement over capacity: vm3 does not fit on h1") {
+		t.Errorf("violations %q, want the capacity violation", v)
+	}
+	if h.vm[2] != vmOff {
+		t.Errorf("vm3 started on a full host")
+	}
+}

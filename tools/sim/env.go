@@ -284,6 +284,13 @@ func (w *World) vmOp(h *host, vm int, op cluster.VMOp) {
 			w.after(d, e)
 			return
 		}
+		if !w.fits(h, vm) {
+			// Placement never over-commits a host: a refusal here is a bug.
+			w.chk.violate("placement over capacity: " + w.vmName(vm) + " does not fit on " + h.name)
+			e.y |= failBit
+			w.after(d, e)
+			return
+		}
 		w.chk.starting(h, vm)
 		w.setVM(h, vm, vmStarting)
 	case (op == cluster.VMStop || op == cluster.VMKill) && st != vmOff:
@@ -302,6 +309,19 @@ func (w *World) vmOp(h *host, vm int, op cluster.VMOp) {
 	h.vmTok[vm]++
 	e.tok = h.vmTok[vm]
 	w.after(d, e)
+}
+
+// fits reports whether h's hypervisor has the CPU and memory to start vm
+// beside the VMs it runs, starts or stops.
+func (w *World) fits(h *host, vm int) bool {
+	cpu, mem := w.spec.VMs[vm].CPU, w.spec.VMs[vm].MemoryMiB
+	for v, st := range h.vm {
+		if st != vmOff && v != vm {
+			cpu += w.spec.VMs[v].CPU
+			mem += w.spec.VMs[v].MemoryMiB
+		}
+	}
+	return cpu <= h.spec.CPU && mem <= h.spec.MemoryMiB
 }
 
 // vmDone completes a hypervisor operation unless a later one superseded it
