@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"time"
 
 	"github.com/vigil-ha/vigil/fence"
@@ -26,7 +27,7 @@ type coordinator struct {
 	said     []string // last refusal or wait reason logged, per VM
 	nextPlan time.Duration
 	dirty    bool
-	waiting  bool          // logged that too few datastores are readable
+	waitSaid time.Duration // when "recovery waits" was last logged
 	since    time.Duration // when this host became coordinator
 	owner    []owner
 }
@@ -62,25 +63,24 @@ func (c *coordinator) ready(now time.Duration) bool {
 	if n.lease != leaseFresh || now-n.startAt < t.Grace+t.DatastoreInterval {
 		return false
 	}
-	fresh, settled := 0, 0
+	var fresh, settled uint8
 	for d := range n.ds {
 		if n.ds[d].readOK && now-n.ds[d].lastReadOK <= t.StorageTimeout() {
-			fresh++
+			fresh |= 1 << uint(d)
 			if n.ds[d].lastReadOK >= c.since {
-				settled++
+				settled |= 1 << uint(d)
 			}
 		}
 	}
-	if fresh < n.kClm {
-		if !c.waiting {
-			c.waiting = true
-			n.logf(slog.LevelWarn, "coord", "recovery waits: %d of %d datastores readable, ownership claims need %d", fresh, len(n.ds), n.kClm)
+	if !ClaimQuorum(fresh, len(n.ds)) {
+		if now-c.waitSaid >= waitRepeat || c.waitSaid == 0 {
+			c.waitSaid = now
+			n.logf(slog.LevelWarn, "coord", "recovery waits: %d of %d datastores read recently; ownership needs more than half of them (or half, the first included)", bits.OnesCount8(fresh), len(n.ds))
 		}
 		return false
 	}
-	c.waiting = false
 	// Newly elected: first read what a coordinator before this one did.
-	return settled >= n.kClm
+	return ClaimQuorum(settled, len(n.ds))
 }
 
 func (c *coordinator) tick(now time.Duration) {
@@ -190,6 +190,9 @@ func (c *coordinator) fenceTick(now time.Duration) {
 		c.stepFence(now, h, nil)
 	}
 }
+
+// waitRepeat is how often "recovery waits" is repeated while it holds.
+const waitRepeat = 30 * time.Second
 
 // fenceBatch is how long restarts wait for BMC fences still in progress, so
 // that the VMs of hosts that failed together are placed together, by priority.

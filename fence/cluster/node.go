@@ -43,7 +43,6 @@ type Node struct {
 	det   hb.DetectorConfig
 	kOwn  int // datastores that must carry a fresh renewal (lease quorum)
 	kObs  int // datastores that must show a silent lease (proof c)
-	kClm  int // datastores a claim must be checked on
 	out   []Action
 	names []string
 
@@ -117,7 +116,6 @@ func NewNode(c Config) *Node {
 	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, quorumLost: -1, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
 	n.det = hb.DetectorConfig{Interval: s.Timing.Heartbeat, Floor: s.Timing.LinkTimeout}
 	n.kOwn, n.kObs = LeaseQuorum(s.Datastores)
-	n.kClm = ClaimQuorum(s.Datastores)
 	for _, h := range s.Hosts {
 		n.names = append(n.names, h.Name)
 	}

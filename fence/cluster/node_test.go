@@ -257,11 +257,34 @@ func TestClaimConflictWithdraws(t *testing.T) {
 
 func TestQuorum(t *testing.T) {
 	for _, tc := range []struct {
-		d, own, obs, claim int
-	}{{1, 1, 1, 1}, {2, 1, 2, 2}, {3, 2, 2, 2}} {
+		d, own, obs int
+	}{{1, 1, 1}, {2, 1, 2}, {3, 2, 2}} {
 		own, obs := LeaseQuorum(tc.d)
-		if own != tc.own || obs != tc.obs || ClaimQuorum(tc.d) != tc.claim || own+obs <= tc.d {
-			t.Errorf("%d datastores: lease %d/%d claim %d", tc.d, own, obs, ClaimQuorum(tc.d))
+		if own != tc.own || obs != tc.obs || own+obs <= tc.d {
+			t.Errorf("%d datastores: lease %d/%d", tc.d, own, obs)
+		}
+	}
+	for _, tc := range []struct {
+		set  uint8
+		d    int
+		want bool
+	}{
+		{0b1, 1, true}, {0b0, 1, false},
+		{0b01, 2, true}, {0b10, 2, false}, {0b11, 2, true},
+		{0b011, 3, true}, {0b101, 3, true}, {0b110, 3, true}, {0b001, 3, false}, {0b100, 3, false},
+	} {
+		if got := ClaimQuorum(tc.set, tc.d); got != tc.want {
+			t.Errorf("ClaimQuorum(%03b, %d) = %v, want %v", tc.set, tc.d, got, tc.want)
+		}
+	}
+	// Any two sets that pass share a datastore.
+	for d := 1; d <= 3; d++ {
+		for a := uint8(0); a < 1<<d; a++ {
+			for b := uint8(0); b < 1<<d; b++ {
+				if ClaimQuorum(a, d) && ClaimQuorum(b, d) && a&b == 0 {
+					t.Errorf("%d datastores: %03b and %03b both pass and share none", d, a, b)
+				}
+			}
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package cluster
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // Priority is a VM's restart priority: higher values restart first.
 type Priority int
@@ -136,7 +139,12 @@ func LeaseQuorum(datastores int) (own, observed int) {
 	return own, datastores - own + 1
 }
 
-// ClaimQuorum is how many datastores an ownership claim must be written to
-// and read back from before its VM may start: a majority, so two claimants
-// always meet on one datastore.
-func ClaimQuorum(datastores int) int { return datastores/2 + 1 }
+// ClaimQuorum reports whether a set of datastores (bit d for datastore d)
+// is enough to check an ownership claim on, or for a coordinator to read
+// before it plans: more than half of them, or exactly half including the
+// first. Any two such sets share a datastore, so two claimants always meet;
+// with two datastores the second may be lost without stopping restarts.
+func ClaimQuorum(set uint8, datastores int) bool {
+	k := bits.OnesCount8(set)
+	return 2*k > datastores || (2*k == datastores && set&1 != 0)
+}

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 
 	"github.com/vigil-ha/vigil/hb"
-	"math/bits"
 	"time"
 )
 
@@ -414,5 +413,3 @@ func (n *Node) leaseProof(h int, now time.Duration) (ok bool, ctr uint64, inc ui
 func sameSlice[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
-
-func popcount(m uint8) int { return bits.OnesCount8(m) }

@@ -26,7 +26,8 @@ type Verdict uint8
 //	silent              | unknown (own reads  | -         | partitioned
 //	                    | failing)            |           |
 //	silent < grace      | silent              | -         | suspect
-//	silent >= grace     | silent on k_o       | -         | failed
+//	silent >= grace     | silent on every     | -         | failed
+//	                    | datastore read      |           |
 //
 // Only "failed" leads to a fence; "partitioned" and "isolated" hosts keep
 // (or release) their VMs themselves.
@@ -153,7 +154,12 @@ func (n *Node) verdict(h int, now time.Duration) Verdict {
 	if n.hears.Has(h) || n.heardVia(h) >= 0 {
 		return Alive
 	}
-	st, _, _ := n.storage(p, now)
+	st, alive, silent := n.storage(p, now)
+	if st == storeUnknown && alive == 0 && silent > 0 {
+		// Silent on every datastore this host can read: enough to fence
+		// through a BMC; proof (c) still needs k_o of them.
+		st = storeSilent
+	}
 	switch st {
 	case storeAlive:
 		if r := n.best[h]; (r != nil && r.Isolated) || p.isolated {

@@ -81,7 +81,7 @@ func (n *Node) checkClaims(now time.Duration, d int, recs []*Record) {
 			continue
 		}
 		lc.checked |= 1 << uint(d)
-		if popcount(lc.checked) >= n.kClm {
+		if ClaimQuorum(lc.checked, len(n.ds)) {
 			lc.State = Starting
 			n.logf(slog.LevelInfo, "vm", "starting %s (epoch %d)", n.vmName(v), lc.Epoch)
 			n.emit(VM{VM: v, Op: VMStart})
