@@ -32,7 +32,6 @@ type checker struct {
 	asg     [][]timedAssigned // assignments since the VM last started running
 	ran     []bool            // reached running at least once (L1)
 	failed  []bool            // a start failed (L1 does not expect it back)
-	settles int
 
 	// L2: per host
 	harmEnd  []time.Duration // fencing is excused until then
