@@ -40,11 +40,12 @@ demo: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/...
 
-# Go's coverage-guided fuzzers, 30 s each: the cluster-file parser and the
-# failure detector.
+# Go's coverage-guided fuzzers, 30 s each: the cluster-file parser, the
+# failure detector and the core's event handling.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./firmware/config
 	$(GO) test -run '^$$' -fuzz FuzzLink -fuzztime 30s ./hb
+	$(GO) test -run '^$$' -fuzz FuzzStep -fuzztime 30s ./fence/cluster
 
 clean:
 	rm -rf bin

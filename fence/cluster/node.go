@@ -163,9 +163,11 @@ func (n *Node) Step(now time.Duration, ev Event) []Action {
 	case LinkChanged:
 		n.linkChanged(now, e)
 	case GatewayReplied:
-		n.gwPending[e.Link] = false
-		if e.OK {
-			n.gwOK[e.Link] = now
+		if e.Link >= 0 && e.Link < len(n.gwOK) {
+			n.gwPending[e.Link] = false
+			if e.OK {
+				n.gwOK[e.Link] = now
+			}
 		}
 	case SlotWritten:
 		n.slotWritten(now, e)

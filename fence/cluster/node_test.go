@@ -316,3 +316,29 @@ func TestLeaseHeldByNetworkQuorum(t *testing.T) {
 		t.Fatalf("lease %d: want lapsed once the quorum is gone", b.n.lease)
 	}
 }
+
+// TestBadEventsAreIgnored: whatever the shell hands over about links,
+// datastores, hosts or VMs the cluster does not have is dropped, never a
+// crash.
+func TestBadEventsAreIgnored(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 0)
+	b.run(3*time.Second, 1, 2)
+	for _, ev := range []Event{
+		GatewayReplied{Link: 7, OK: true}, GatewayReplied{Link: -1},
+		LinkChanged{Link: 9}, SlotWritten{DS: 5}, SlotsRead{DS: -2},
+		SlotsRead{DS: 0, Records: []*Record{{Host: 2}}}, // a record in the wrong slot
+		BMCReplied{Host: 40}, VMDone{VM: 99, Op: VMStart}, VMExited{VM: -1},
+		Received{Msg: &hb.Message{From: 17}}, Received{Msg: &hb.Message{From: 1, Link: 6}},
+		Received{Msg: &hb.Message{From: 1, Incarnation: 1, Version: 7, Assignments: []hb.Assignment{{VM: 55, Host: 0, Epoch: 3}}}},
+		Command{Name: "reboot-everything"},
+	} {
+		b.step(ev)
+	}
+	if !b.logged(`unknown command "reboot-everything"`) {
+		t.Fatalf("an unknown command is not reported")
+	}
+	b.run(b.now+2*time.Second, 1, 2)
+	if b.n.lease != leaseFresh {
+		t.Fatalf("lease %d after bad events: the node must carry on", b.n.lease)
+	}
+}
