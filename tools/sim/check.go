@@ -27,11 +27,11 @@ type checker struct {
 	violations []string
 
 	// S2: per VM
-	last    []int             // host the VM last ran on, -1 if none
-	lastAt  []time.Duration   // when it started running there
-	asg     [][]timedAssigned // assignments since the VM last started running
-	ran     []bool            // reached running at least once (L1)
-	failed  []bool            // a start failed (L1 does not expect it back)
+	last   []int             // host the VM last ran on, -1 if none
+	lastAt []time.Duration   // when it started running there
+	asg    [][]timedAssigned // assignments since the VM last started running
+	ran    []bool            // reached running at least once (L1)
+	failed []bool            // a start failed (L1 does not expect it back)
 
 	// L2: per host
 	harmEnd  []time.Duration // fencing is excused until then
