@@ -129,7 +129,8 @@ func (c *coordinator) owners() {
 }
 
 // pruneAssignments drops assignments their target has answered (claimed or
-// declined) and those whose target was fenced before answering.
+// declined) and those whose target was fenced or restarted before answering
+// (a later incarnation ignores them): planning then supersedes them.
 func (c *coordinator) pruneAssignments() {
 	keep := c.assign[:0:0]
 	for _, a := range c.assign {
@@ -137,6 +138,7 @@ func (c *coordinator) pruneAssignments() {
 		switch {
 		case o.epoch >= a.Epoch:
 		case c.proven[a.Host] != nil:
+		case a.Inc != 0 && c.incOf(a.Host) != a.Inc:
 		default:
 			keep = append(keep, a)
 			continue

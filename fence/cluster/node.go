@@ -65,30 +65,31 @@ type Node struct {
 	suspects  int        // peers network-silent whose storage has not decided yet
 
 	// datastores and lease
-	ds         []dstore
-	counter    uint64
-	lastBatch  time.Duration // when the last record was issued
-	lastRec    *Record       // the newest record issued
-	joined     bool          // own previous record read and adopted
-	running0   []int
-	continuing bool // the agent started under running VMs or an armed watchdog
-	lease      leaseState
-	hadLease   bool          // this incarnation held a fresh lease at least once
-	quorumLost time.Duration // when the network majority was last lost (-1: held)
-	wdTaken    bool          // an earlier incarnation armed the watchdog
-	wdArmed    bool
-	best       []*Record // newest record per host over all datastores
-	recDirty   bool
-	maint      bool
-	self0      SelfVerdict
-	selfSince  time.Duration
-	isolated   bool
+	ds          []dstore
+	counter     uint64
+	lastBatch   time.Duration // when the last record was issued
+	lastRec     *Record       // the newest record issued
+	joined      bool          // own previous record read and adopted
+	running0    []int
+	continuing  bool // the agent started under running VMs or an armed watchdog
+	lease       leaseState
+	hadLease    bool          // this incarnation held a fresh lease at least once
+	quorumUntil time.Duration // the network majority counts until then
+	wdTaken     bool          // an earlier incarnation armed the watchdog
+	wdArmed     bool
+	best        []*Record // newest record per host over all datastores
+	recDirty    bool
+	maint       bool
+	self0       SelfVerdict
+	selfSince   time.Duration
+	isolated    bool
 
 	// VMs this host claims (at most one claim per VM)
 	claims     map[int]*localClaim
-	deferred   []hb.Assignment // assignments that arrived before the lease
-	claimOrder []int           // cached sortedClaims
-	lastClaims []Claim         // claims of the last record, shared while unchanged
+	deferred   []deferred // assignments that arrived before the lease
+	claimOrder []int      // cached sortedClaims
+	lastClaims []Claim    // claims of the last record, shared while unchanged
+	vmSeq      uint64     // hypervisor requests issued
 
 	// coordinator
 	coord      int
@@ -113,7 +114,7 @@ func NewNode(c Config) *Node {
 	if c.Self < 0 || c.Self >= len(s.Hosts) || len(s.Hosts) > hb.MaxHosts {
 		panic(fmt.Sprintf("cluster: host %d outside a cluster of %d", c.Self, len(s.Hosts)))
 	}
-	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, quorumLost: -1, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
+	n := &Node{spec: s, self: c.Self, inc: c.Incarnation, coord: -1, running0: c.Running, continuing: len(c.Running) > 0 || c.WatchdogArmed, wdTaken: c.WatchdogArmed}
 	n.det = hb.DetectorConfig{Interval: s.Timing.Heartbeat, Floor: s.Timing.LinkTimeout}
 	n.kOwn, n.kObs = LeaseQuorum(s.Datastores)
 	for _, h := range s.Hosts {
@@ -213,11 +214,11 @@ func (n *Node) tick(now time.Duration) {
 	n.evalLease(now)
 	n.updateSelf(now)
 	n.watchdog(now)
-	if len(n.deferred) > 0 && n.lease != leaseNone {
+	if len(n.deferred) > 0 && !n.starting() {
 		d := n.deferred
 		n.deferred = nil
-		for _, a := range d {
-			n.assigned(now, n.coord, a)
+		for _, x := range d {
+			n.assigned(now, x.by, x.a)
 		}
 	}
 	n.updateCoordinator(now)

@@ -342,3 +342,32 @@ func TestBadEventsAreIgnored(t *testing.T) {
 		t.Fatalf("lease %d after bad events: the node must carry on", b.n.lease)
 	}
 }
+
+// TestStaleHypervisorAnswerIgnored: a start, a stop, a new start; the first
+// start's late failure must not release the VM the second start runs.
+func TestStaleHypervisorAnswerIgnored(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 2)
+	b.run(5*time.Second, 0, 1)
+	assign := func(epoch uint64) {
+		b.step(Received{Msg: &hb.Message{From: 0, Incarnation: 1, Link: 0, Version: 100 + epoch, Coordinator: 0,
+			Assignments: []hb.Assignment{{VM: 0, Host: 2, Epoch: epoch, From: -1, FromEpoch: epoch - 1}}}})
+		b.run(b.now+500*msec, 0, 1)
+	}
+	assign(1)
+	first := b.n.claims[0].opSeq
+	b.step(Command{Name: "maintenance-enter"})
+	b.step(VMDone{VM: 0, Op: VMStop, Seq: b.n.claims[0].opSeq})
+	b.step(Command{Name: "maintenance-exit"})
+	assign(2)
+	if c := b.n.claims[0]; c.State != Starting || c.Epoch != 2 {
+		t.Fatalf("claim %+v: want epoch 2 starting", c.Claim)
+	}
+	b.step(VMDone{VM: 0, Op: VMStart, Seq: first, Err: errors.New("superseded")})
+	if c := b.n.claims[0]; c.State != Starting {
+		t.Fatalf("a late answer to the first start released the second: %+v", c.Claim)
+	}
+	b.step(VMDone{VM: 0, Op: VMStart, Seq: b.n.claims[0].opSeq})
+	if c := b.n.claims[0]; c.State != Running {
+		t.Fatalf("the second start's answer did not count: %+v", c.Claim)
+	}
+}

@@ -227,19 +227,23 @@ func (n *Node) noteAssignment(a hb.Assignment) bool {
 // tryJoin adopts this host's previous record once the datastores answered.
 func (n *Node) tryJoin(now time.Duration) {
 	t := &n.spec.Timing
-	ok, done := 0, 0
+	var ok uint8
+	done := 0
 	for d := range n.ds {
 		if n.ds[d].readOK {
-			ok++
+			ok |= 1 << uint(d)
 		}
 		if n.ds[d].readOK || n.ds[d].failing {
 			done++
 		}
 	}
-	if ok == 0 || (done < len(n.ds) && now-n.startAt < t.IOTimeout+t.DatastoreInterval) {
-		return
+	// Every datastore answered; or enough of them that any claim this host
+	// confirmed before is among what it read; or, past the I/O timeout, any.
+	switch {
+	case ok == 0:
+	case done == len(n.ds), ClaimQuorum(ok, len(n.ds)), now-n.startAt >= t.IOTimeout+t.DatastoreInterval:
+		n.join(now)
 	}
-	n.join(now)
 }
 
 func (n *Node) join(now time.Duration) {
@@ -267,7 +271,7 @@ func (n *Node) join(now time.Duration) {
 	for v := range n.spec.VMs {
 		if running[v] {
 			n.logf(slog.LevelWarn, "vm", "%s runs here without an ownership claim: killing it", n.vmName(v))
-			n.emit(VM{VM: v, Op: VMKill})
+			n.vmOp(v, VMKill)
 		}
 	}
 	n.logf(slog.LevelInfo, "ds", "joined: read %d of %d datastores", n.readableCount(), len(n.ds))
@@ -304,14 +308,10 @@ func (n *Node) evalLease(now time.Duration) {
 			fresh++
 		}
 	}
-	quorum := n.netQuorate()
-	switch {
-	case quorum:
-		n.quorumLost = -1
-	case n.quorumLost < 0:
-		n.quorumLost = now
+	if n.netQuorate() {
+		n.quorumUntil = now + n.spec.Timing.QuorumHysteresis()
 	}
-	quorum = quorum || now-n.quorumLost < n.spec.Timing.QuorumHysteresis()
+	quorum := now < n.quorumUntil // a majority now, or within the hysteresis
 	switch {
 	case fresh < n.kOwn && n.lease == leaseNone && quorum && n.continuing:
 		// The agent restarted under running VMs or an armed watchdog: the

@@ -170,10 +170,12 @@ type BMCReplied struct {
 	Err  error
 }
 
-// VMDone completes a StartVM or StopVM.
+// VMDone completes a VM request; Seq echoes the request's, so that a late
+// answer to a request the core has since overtaken is recognised.
 type VMDone struct {
 	VM  int
 	Op  VMOp
+	Seq uint64
 	Err error
 }
 
@@ -244,10 +246,12 @@ type BMC struct {
 	Op   BMCOp
 }
 
-// VM asks the local hypervisor to start, stop or kill a VM.
+// VM asks the local hypervisor to start, stop or kill a VM. Seq numbers the
+// request; its VMDone carries it back.
 type VM struct {
-	VM int
-	Op VMOp
+	VM  int
+	Op  VMOp
+	Seq uint64
 }
 
 // Log is a line for the operator's log.

@@ -17,15 +17,16 @@ type localClaim struct {
 	checked   uint8  // datastores on which the read-back check passed
 	stopping  bool
 	pend      Reason // release reason once the stop completes
+	opSeq     uint64 // the hypervisor request whose answer counts
 }
 
 // assigned handles an assignment for this host, from gossip or a record.
 func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
-	if !n.joined || a.VM < 0 || a.VM >= len(n.spec.VMs) || (a.Inc != 0 && a.Inc != n.inc) {
+	if a.VM < 0 || a.VM >= len(n.spec.VMs) || (a.Inc != 0 && a.Inc != n.inc) {
 		return
 	}
-	if n.lease == leaseNone {
-		n.deferred = append(n.deferred, a) // taken up once the lease is ours
+	if n.starting() {
+		n.deferred = append(n.deferred, deferred{a, coord}) // taken up once joined with a lease
 		return
 	}
 	if lc := n.claims[a.VM]; lc != nil && lc.Epoch >= a.Epoch {
@@ -52,6 +53,18 @@ func (n *Node) assigned(now time.Duration, coord int, a hb.Assignment) {
 	n.claims[a.VM] = &localClaim{Claim: Claim{VM: a.VM, Epoch: a.Epoch, State: Claiming}, from: a.From, fromEpoch: a.FromEpoch}
 	n.logf(slog.LevelInfo, "vm", "claiming %s (epoch %d, assigned by %s)", name, a.Epoch, n.name(coord))
 	n.bump()
+}
+
+// deferred is an assignment that arrived while this host was starting.
+type deferred struct {
+	a  hb.Assignment
+	by int // the coordinator that sent it
+}
+
+// starting reports whether this incarnation has yet to join and take its
+// first lease.
+func (n *Node) starting() bool {
+	return !n.joined || n.lease == leaseNone || (n.lease == leaseHeld && !n.hadLease)
 }
 
 func (n *Node) claimsChecking() bool {
@@ -84,10 +97,20 @@ func (n *Node) checkClaims(now time.Duration, d int, recs []*Record) {
 		if ClaimQuorum(lc.checked, len(n.ds)) {
 			lc.State = Starting
 			n.logf(slog.LevelInfo, "vm", "starting %s (epoch %d)", n.vmName(v), lc.Epoch)
-			n.emit(VM{VM: v, Op: VMStart})
+			n.vmOp(v, VMStart)
 			n.bump()
 		}
 	}
+}
+
+// vmOp asks the hypervisor for op on v and remembers the request, so that
+// only its answer counts.
+func (n *Node) vmOp(v int, op VMOp) {
+	n.vmSeq++
+	if lc := n.claims[v]; lc != nil {
+		lc.opSeq = n.vmSeq
+	}
+	n.emit(VM{VM: v, Op: op, Seq: n.vmSeq})
 }
 
 func conflict(recs []*Record, self int, lc *localClaim) int {
@@ -106,8 +129,8 @@ func conflict(recs []*Record, self int, lc *localClaim) int {
 
 func (n *Node) vmDone(now time.Duration, e VMDone) {
 	lc := n.claims[e.VM]
-	if lc == nil {
-		return
+	if lc == nil || (e.Seq != 0 && e.Seq != lc.opSeq) {
+		return // no claim, or the answer to a request overtaken since
 	}
 	name := n.vmName(e.VM)
 	switch {
@@ -126,7 +149,7 @@ func (n *Node) vmDone(now time.Duration, e VMDone) {
 		n.bump()
 	case e.Err != nil && e.Op == VMStop:
 		n.logf(slog.LevelWarn, "vm", "stopping %s failed (%v): killing it", name, e.Err)
-		n.emit(VM{VM: e.VM, Op: VMKill})
+		n.vmOp(e.VM, VMKill)
 	case e.Err != nil:
 		n.logf(slog.LevelError, "vm", "killing %s failed: %v; it stays claimed", name, e.Err)
 	case lc.stopping:
@@ -172,7 +195,7 @@ func (n *Node) release(v int, why Reason, op VMOp) {
 		n.bump()
 	case (lc.State == Running || lc.State == Starting) && !lc.stopping:
 		lc.stopping, lc.pend = true, why
-		n.emit(VM{VM: v, Op: op})
+		n.vmOp(v, op)
 	}
 }
 

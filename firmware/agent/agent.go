@@ -39,7 +39,7 @@ func (a *Agent) do(act cluster.Action) {
 	case cluster.BMC:
 		a.env.BMC(x.Host, x.Op)
 	case cluster.VM:
-		a.env.VM(x.VM, x.Op)
+		a.env.VM(x.VM, x.Op, x.Seq)
 	case cluster.Log:
 		a.env.Log(x.Level, x.Component, x.Msg)
 	case cluster.Assigned:

@@ -19,16 +19,16 @@ type recorder struct {
 
 var _ Env = (*recorder)(nil)
 
-func (r *recorder) Now() time.Duration                  { return r.now }
-func (r *recorder) Send(m *hb.Message)                  { r.add("send link=%d", m.Link) }
-func (r *recorder) WriteSlot(ds int, _ *cluster.Record) { r.add("write ds=%d", ds) }
-func (r *recorder) ReadSlots(ds int)                    { r.add("read ds=%d", ds) }
-func (r *recorder) ProbeGateway(link int)               { r.add("probe link=%d", link) }
-func (r *recorder) PetWatchdog(t time.Duration)         { r.add("pet %s", t) }
-func (r *recorder) BMC(h int, op cluster.BMCOp)         { r.add("bmc host=%d op=%d", h, op) }
-func (r *recorder) VM(v int, op cluster.VMOp)           { r.add("vm %d op=%d", v, op) }
-func (r *recorder) Log(_ slog.Level, c, msg string)     { r.add("log %s: %s", c, msg) }
-func (r *recorder) Assigned(a cluster.Assigned)         { r.add("assigned vm=%d", a.VM) }
+func (r *recorder) Now() time.Duration                    { return r.now }
+func (r *recorder) Send(m *hb.Message)                    { r.add("send link=%d", m.Link) }
+func (r *recorder) WriteSlot(ds int, _ *cluster.Record)   { r.add("write ds=%d", ds) }
+func (r *recorder) ReadSlots(ds int)                      { r.add("read ds=%d", ds) }
+func (r *recorder) ProbeGateway(link int)                 { r.add("probe link=%d", link) }
+func (r *recorder) PetWatchdog(t time.Duration)           { r.add("pet %s", t) }
+func (r *recorder) BMC(h int, op cluster.BMCOp)           { r.add("bmc host=%d op=%d", h, op) }
+func (r *recorder) VM(v int, op cluster.VMOp, seq uint64) { r.add("vm %d op=%d seq=%d", v, op, seq) }
+func (r *recorder) Log(_ slog.Level, c, msg string)       { r.add("log %s: %s", c, msg) }
+func (r *recorder) Assigned(a cluster.Assigned)           { r.add("assigned vm=%d", a.VM) }
 
 func (r *recorder) add(format string, args ...any) {
 	r.calls = append(r.calls, strings.TrimSpace(fmt.Sprintf(format, args...)))

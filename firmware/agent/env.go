@@ -35,8 +35,9 @@ type Env interface {
 	PetWatchdog(timeout time.Duration)
 	// BMC sends a power request to a peer's BMC: cluster.BMCReplied.
 	BMC(host int, op cluster.BMCOp)
-	// VM asks the local hypervisor to start, stop or kill a VM: cluster.VMDone.
-	VM(vm int, op cluster.VMOp)
+	// VM asks the local hypervisor to start, stop or kill a VM:
+	// cluster.VMDone, carrying seq back.
+	VM(vm int, op cluster.VMOp, seq uint64)
 	// Log writes an operator log line.
 	Log(level slog.Level, component, msg string)
 	// Assigned records a recovery assignment and its proof in the incident log.

@@ -13,12 +13,12 @@ func (b *bare) violations() string { return strings.Join(b.ViolationList(), "\n"
 
 func TestCheckerS1(t *testing.T) {
 	b := newBare(t, 3, 1, 1)
-	b.env(0).VM(0, cluster.VMStart)
+	b.env(0).VM(0, cluster.VMStart, 0)
 	b.RunUntil(2 * time.Second)
 	if b.Violations() != 0 {
 		t.Fatalf("one start: %s", b.violations())
 	}
-	b.env(1).VM(0, cluster.VMStart) // injected: vm1 now starts on h2 too
+	b.env(1).VM(0, cluster.VMStart, 0) // injected: vm1 now starts on h2 too
 	if v := b.violations(); !strings.Contains(v, "S1 violated: vm1 started on h2 while it runs on h1") {
 		t.Errorf("violations %q, want S1", v)
 	}
@@ -40,13 +40,13 @@ func TestCheckerS2(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBare(t, 3, 1, 1)
-			b.env(0).VM(0, cluster.VMStart)
+			b.env(0).VM(0, cluster.VMStart, 0)
 			b.RunUntil(2 * time.Second)
 			b.do("poweroff h1")
 			if tc.assign != nil {
 				b.env(2).Assigned(*tc.assign)
 			}
-			b.env(1).VM(0, cluster.VMStart)
+			b.env(1).VM(0, cluster.VMStart, 0)
 			if v := b.violations(); (tc.want == "") != (v == "") || !strings.Contains(v, tc.want) {
 				t.Errorf("violations %q, want %q", v, tc.want)
 			}
@@ -119,10 +119,10 @@ func TestCheckerL1(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.Schedule(s)
-			b.env(0).VM(0, cluster.VMStart)
+			b.env(0).VM(0, cluster.VMStart, 0)
 			if strings.Contains(tc.name, "failed start") {
 				b.RunUntil(3 * time.Second)
-				b.env(0).VM(0, cluster.VMStart) // under vmfail: fails
+				b.env(0).VM(0, cluster.VMStart, 0) // under vmfail: fails
 			}
 			b.RunUntil(s.End)
 			if v := b.violations(); (tc.want == "") != (v == "") || !strings.Contains(v, tc.want) {
@@ -136,13 +136,13 @@ func TestCheckerCapacity(t *testing.T) {
 	b := newBare(t, 2, 1, 1)
 	h := b.hosts[0]
 	h.spec.CPU = b.spec.VMs[0].CPU + b.spec.VMs[1].CPU // room for exactly two
-	b.env(0).VM(0, cluster.VMStart)
-	b.env(0).VM(1, cluster.VMStart)
+	b.env(0).VM(0, cluster.VMStart, 0)
+	b.env(0).VM(1, cluster.VMStart, 0)
 	b.RunUntil(2 * time.Second)
 	if b.Violations() != 0 {
 		t.Fatalf("two VMs within capacity: %s", b.violations())
 	}
-	b.env(0).VM(2, cluster.VMStart) // injected: a third does not fit
+	b.env(0).VM(2, cluster.VMStart, 0) // injected: a third does not fit
 	b.RunUntil(4 * time.Second)
 	if v := b.violations(); !strings.Contains(v, "placement over capacity: vm3 does not fit on h1") {
 		t.Errorf("violations %q, want the capacity violation", v)

@@ -86,7 +86,7 @@ func (e *hostEnv) BMC(target int, op cluster.BMCOp) {
 	}
 }
 
-func (e *hostEnv) VM(vm int, op cluster.VMOp) { e.w.vmOp(e.h, vm, op) }
+func (e *hostEnv) VM(vm int, op cluster.VMOp, seq uint64) { e.w.vmOp(e.h, vm, op, seq) }
 
 func (e *hostEnv) Log(level slog.Level, component, msg string) {
 	e.w.logf(level, e.h.name, component, msg)
@@ -268,13 +268,13 @@ func (w *World) watchdog(h *host, e *event) {
 
 const failBit = 1 << 4
 
-func (w *World) vmOp(h *host, vm int, op cluster.VMOp) {
+func (w *World) vmOp(h *host, vm int, op cluster.VMOp, seq uint64) {
 	if vm < 0 || vm >= len(w.spec.VMs) {
 		w.logf(slog.LevelError, h.name, "sim", "hypervisor request for unknown VM "+itoa(vm))
 		return
 	}
 	st := h.vm[vm]
-	e := event{kind: kVMDone, host: int32(h.id), x: int32(vm), y: int32(op), gen: h.gen, pgen: h.pgen}
+	e := event{kind: kVMDone, host: int32(h.id), x: int32(vm), y: int32(op), gen: h.gen, pgen: h.pgen, op: seq}
 	var d time.Duration
 	switch {
 	case op == cluster.VMStart && (st == vmOff || st == vmStopping):
@@ -300,7 +300,7 @@ func (w *World) vmOp(h *host, vm int, op cluster.VMOp) {
 		}
 		w.setVM(h, vm, vmStopping)
 	case op == cluster.VMStart || op == cluster.VMStop || op == cluster.VMKill:
-		w.reply(h, vmNoopLatency, cluster.VMDone{VM: vm, Op: op}) // nothing to do
+		w.reply(h, vmNoopLatency, cluster.VMDone{VM: vm, Op: op, Seq: seq}) // nothing to do
 		return
 	default:
 		w.logf(slog.LevelError, h.name, "sim", "unknown hypervisor operation "+itoa(int(op)))
@@ -331,7 +331,7 @@ func (w *World) vmDone(h *host, e *event) {
 		return
 	}
 	vm, op, failed := int(e.x), cluster.VMOp(e.y&^failBit), e.y&failBit != 0
-	ev := cluster.VMDone{VM: vm, Op: op}
+	ev := cluster.VMDone{VM: vm, Op: op, Seq: e.op}
 	switch {
 	case failed:
 		ev.Err = ErrStart

@@ -102,7 +102,7 @@ func TestBMC(t *testing.T) {
 func TestFreezeQueuesCompletions(t *testing.T) {
 	b := newBare(t, 2, 1, 1)
 	b.env(0).WriteSlot(0, &cluster.Record{})
-	b.env(0).VM(0, cluster.VMStart)
+	b.env(0).VM(0, cluster.VMStart, 0)
 	b.do("freeze h1")
 	b.env(1).Send(&hb.Message{From: 1}) // a heartbeat to the frozen host is dropped
 	b.RunUntil(5 * time.Second)
@@ -149,7 +149,7 @@ func TestHypervisor(t *testing.T) {
 			}
 			for i, op := range tc.ops {
 				b.RunUntil(time.Duration(i) * 2 * s)
-				b.env(0).VM(0, op)
+				b.env(0).VM(0, op, 0)
 			}
 			b.RunUntil(10 * s)
 			if got := b.take(); !slices.Equal(got, tc.want) {
@@ -164,8 +164,8 @@ func TestHypervisor(t *testing.T) {
 
 func TestCrashAndPowerLoss(t *testing.T) {
 	b := newBare(t, 2, 1, 1)
-	b.env(0).VM(0, cluster.VMStart)
-	b.env(0).VM(1, cluster.VMStart)
+	b.env(0).VM(0, cluster.VMStart, 0)
+	b.env(0).VM(1, cluster.VMStart, 0)
 	b.RunUntil(2 * time.Second)
 	b.take()
 	b.do("crash vm1")
@@ -198,11 +198,11 @@ func TestDrift(t *testing.T) {
 
 func TestFailedStartLetsAStopFinish(t *testing.T) {
 	b := newBare(t, 2, 1, 1)
-	b.env(0).VM(0, cluster.VMStart)
+	b.env(0).VM(0, cluster.VMStart, 0)
 	b.RunUntil(2 * time.Second)
-	b.env(0).VM(0, cluster.VMStop)
+	b.env(0).VM(0, cluster.VMStop, 0)
 	b.do("vmfail vm1")
-	b.env(0).VM(0, cluster.VMStart) // fails; the stop still completes
+	b.env(0).VM(0, cluster.VMStart, 0) // fails; the stop still completes
 	b.RunUntil(5 * time.Second)
 	if st := b.hosts[0].vm[0]; st != vmOff {
 		t.Errorf("VM state %d, want off", st)

@@ -36,6 +36,7 @@ type event struct {
 	gen  uint64 // agent generation the completion belongs to
 	pgen uint64 // power generation the effect belongs to
 	tok  uint32 // hypervisor operation token (kVMDone)
+	op   uint64 // the agent's request number, echoed in VMDone
 	msg  *hb.Message
 	rec  *cluster.Record
 	ev   cluster.Event // the completion to deliver (kReply)
