@@ -109,7 +109,7 @@ func (c *coordinator) owners() {
 	}
 	see := func(h int, cl Claim) {
 		o := &c.owner[cl.VM]
-		if cl.Epoch > o.epoch || (cl.Epoch == o.epoch && o.state == Released && cl.State != Released) {
+		if cl.Epoch > o.epoch || (cl.Epoch == o.epoch && (o.host < 0 || o.state == Released) && cl.State.live()) {
 			*o = owner{host: h, epoch: cl.Epoch, state: cl.State, why: cl.Reason}
 		}
 	}
@@ -138,7 +138,7 @@ func (c *coordinator) pruneAssignments() {
 		switch {
 		case o.epoch >= a.Epoch:
 		case c.proven[a.Host] != nil:
-		case a.Inc != 0 && c.incOf(a.Host) != a.Inc:
+		case c.restartedWithout(a):
 		default:
 			keep = append(keep, a)
 			continue

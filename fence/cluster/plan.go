@@ -44,7 +44,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 			switch {
 			case la.Host != n.self && c.proven[la.Host] != nil:
 				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: *c.proven[la.Host]})
-			case la.Inc != 0 && c.incOf(la.Host) != la.Inc:
+			case c.restartedWithout(la):
 				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: Proof{Kind: ProofReleased, Host: la.Host, At: now,
 					Detail: fmt.Sprintf("%s restarted (incarnation %d) before taking it", n.name(la.Host), c.incOf(la.Host))}})
 			default:
@@ -227,6 +227,23 @@ func (c *coordinator) plan(now time.Duration) {
 			n.assigned(now, n.self, n.lastAssign[p.VM])
 		}
 	}
+}
+
+// restartedWithout reports whether a's target has restarted since a was made
+// and, in a record of its later incarnation, holds no live claim on the VM:
+// the earlier incarnation never took it (a restarted agent adopts what it
+// had claimed and still runs), and the later one ignores the assignment.
+func (c *coordinator) restartedWithout(a hb.Assignment) bool {
+	r := c.n.best[a.Host]
+	if a.Host == c.n.self || a.Inc == 0 || r == nil || r.Incarnation <= a.Inc {
+		return false
+	}
+	for _, cl := range r.Claims {
+		if cl.VM == a.VM && cl.State.live() {
+			return false
+		}
+	}
+	return true
 }
 
 // incOf is the newest incarnation of host h this host knows.

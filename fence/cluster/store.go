@@ -271,6 +271,9 @@ func (n *Node) join(now time.Duration) {
 	for v := range n.spec.VMs {
 		if running[v] {
 			n.logf(slog.LevelWarn, "vm", "%s runs here without an ownership claim: killing it", n.vmName(v))
+			// Listed as live until the kill is done, so that no coordinator
+			// takes this host's silence about it for a release.
+			n.claims[v] = &localClaim{Claim: Claim{VM: v, State: Running}, from: -1, stopping: true, pend: Rejoined}
 			n.vmOp(v, VMKill)
 		}
 	}
