@@ -8,7 +8,7 @@ SHELL := /bin/bash
 GO      ?= go
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vigil-ha/vigil/firmware/cli.Version=$(VERSION)
-SEEDS   ?= 2000
+SEEDS   ?= 5000
 
 .PHONY: build test verify demo bench fuzz deps clean
 
