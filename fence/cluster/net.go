@@ -62,7 +62,29 @@ func (n *Node) sendHeartbeats(now time.Duration) {
 	}
 }
 
+// Heard is the fast path of a received heartbeat, for the shell to try
+// before a full Step: a heartbeat whose sender view this host has already
+// taken (same incarnation and digest version) only feeds the failure
+// detector, and Heard takes it and reports true. For any other it changes
+// nothing and reports false; the shell then steps the node with Received.
+// It never has actions.
+func (n *Node) Heard(now time.Duration, m *hb.Message) bool {
+	if !n.started || m.From == n.self || m.From < 0 || m.From >= len(n.hot) || m.Link < 0 || m.Link >= n.spec.Links {
+		return false
+	}
+	ph := &n.hot[m.From]
+	if !ph.heard || m.Incarnation != ph.inc || m.Version != ph.version {
+		return false
+	}
+	ph.net.Link(m.Link).Heard(now)
+	n.lastPeer = now
+	return true
+}
+
 func (n *Node) received(now time.Duration, m *hb.Message) {
+	if n.Heard(now, m) {
+		return // nothing new but the heartbeat itself
+	}
 	if m.From == n.self || m.From < 0 || m.From >= len(n.peers) || m.Link < 0 || m.Link >= n.spec.Links {
 		return
 	}
@@ -72,9 +94,6 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 	}
 	ph.net.Link(m.Link).Heard(now)
 	n.lastPeer = now
-	if m.Version == ph.version && m.Incarnation == ph.inc && ph.heard {
-		return // the hot path: nothing new but the heartbeat itself
-	}
 	if m.Incarnation != ph.inc || !ph.heard {
 		if ph.heard {
 			n.logf(slog.LevelInfo, "hb", "%s restarted (incarnation %d)", n.name(m.From), m.Incarnation)

@@ -58,7 +58,8 @@ type Node struct {
 	lastPeer  time.Duration // last time any peer was heard
 	peers     []peer
 	hot       []peerHot     // per peer, what every heartbeat touches
-	nextScan  time.Duration // no peer can leave Up before this
+	nextScan  time.Duration // no peer that was up can be down before this
+	watch     hb.HostSet    // peers down at the last full scan: looked at every tick
 	scanNow   bool          // evidence changed: scan the verdicts at the next tick
 	hears     hb.HostSet
 	acks      hb.HostSet // heard hosts whose heartbeats say they hear us

@@ -65,62 +65,69 @@ func (v SelfVerdict) String() string {
 	return [...]string{"starting", "healthy", "isolated", "datastore-lost"}[v]
 }
 
-// updateVerdicts applies the decision table to every peer. While every peer
-// is up, no verdict can change before the stalest of them has been silent
-// for half the link timeout floor, unless new evidence arrives (a digest, a
-// carrier change): until then the scan is skipped.
+// updateVerdicts applies the decision table to the peers. A peer's verdict
+// only changes once its network state is down, and a link heard at t is not
+// down before t + floor (its timeout never drops below the floor). So a
+// full scan happens when new evidence arrived (a digest, a carrier change,
+// an agent stall) or when the stalest link that keeps a peer up may reach
+// that bound; in between, only the peers that were down at the last full
+// scan (the watched ones, usually none or a failed host or two) are looked at.
 func (n *Node) updateVerdicts(now time.Duration) {
-	if !n.scanNow && now < n.nextScan {
-		return
-	}
+	full := n.scanNow || now >= n.nextScan || !n.joined
 	n.scanNow = false
-	hears := hb.HostSet(0)
-	next, allUp := time.Duration(math.MaxInt64), len(n.peers) > 1
+	hears := n.hears
+	next := time.Duration(math.MaxInt64)
+	if full {
+		n.watch = 0
+	}
 	for h := range n.peers {
-		if h == n.self {
+		if h == n.self || !full && !n.watch.Has(h) {
 			continue
 		}
 		p := &n.peers[h]
 		st := p.h.net.State(now, &n.det)
-		if st == hb.Up {
-			var until time.Duration
-			for l := range p.h.net.Links() {
-				if lk := p.h.net.Link(l); lk.State(now, &n.det) == hb.Up {
-					last, _ := lk.LastHeard()
-					until = max(until, last+n.det.Floor/2)
-				}
-			}
-			next = min(next, until)
-		} else {
-			allUp = false
-		}
 		if st != hb.Down {
+			if full {
+				var until time.Duration
+				for l := range p.h.net.Links() {
+					if lk := p.h.net.Link(l); lk.State(now, &n.det) != hb.Down {
+						last, _ := lk.LastHeard()
+						until = max(until, last+n.det.Floor)
+					}
+				}
+				next = min(next, until)
+			}
 			hears = hears.With(h)
 			p.silentAt = -1
-		} else if p.silentAt < 0 {
+			continue
+		}
+		n.watch = n.watch.With(h)
+		hears = hears.Without(h)
+		if p.silentAt < 0 {
 			p.silentAt = now
 			if last, ok := p.h.net.LastHeard(); ok {
 				n.logf(slog.LevelInfo, "hb", "%s silent on all links (last heard %s ago)", n.name(h), ms(now-last))
 			}
 		}
 	}
-	if hears != n.hears {
-		n.hears = hears
-		n.version++
-	}
-	n.acks = 0
-	for h := range n.peers {
-		if hears.Has(h) && n.peers[h].hears.Has(n.self) {
-			n.acks = n.acks.With(h)
-		}
-	}
-	n.nextScan = now
-	if allUp && n.joined {
+	if full {
 		n.nextScan = next
+	}
+	if hears != n.hears || full {
+		if hears != n.hears {
+			n.hears = hears
+			n.version++
+		}
+		n.acks = 0
+		for h := range n.peers {
+			if hears.Has(h) && n.peers[h].hears.Has(n.self) {
+				n.acks = n.acks.With(h)
+			}
+		}
 	}
 	n.suspects = 0
 	for h := range n.peers {
-		if h == n.self {
+		if h == n.self || !full && !n.watch.Has(h) && n.peers[h].verdict == Alive {
 			continue
 		}
 		p := &n.peers[h]

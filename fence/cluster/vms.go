@@ -81,6 +81,9 @@ func (n *Node) claimsChecking() bool {
 // conflict and the claim is withdrawn. A claim checked clean on a majority
 // of datastores starts its VM.
 func (n *Node) checkClaims(now time.Duration, d int, recs []*Record) {
+	if !n.claimsChecking() {
+		return
+	}
 	ds := &n.ds[d]
 	for _, v := range n.sortedClaims() {
 		lc := n.claims[v]

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/hb"
 )
 
 // Agent couples one host's core to its environment.
@@ -15,6 +16,14 @@ func New(node *cluster.Node, env Env) *Agent { return &Agent{node: node, env: en
 
 // Node is the agent's core, for status queries.
 func (a *Agent) Node() *cluster.Node { return a.node }
+
+// Heartbeat hands over a received heartbeat: one that carries nothing new
+// but itself takes the core's fast path (Node.Heard), any other a full step.
+func (a *Agent) Heartbeat(m *hb.Message) {
+	if !a.node.Heard(a.env.Now(), m) {
+		a.Handle(cluster.Received{Msg: m})
+	}
+}
 
 // Handle feeds one event to the core at the environment's current time and
 // carries out the actions it returns.

@@ -125,5 +125,10 @@ func (w *World) bcast(e *event) {
 
 func (w *World) receive(r *host, e *event) {
 	w.stats.Delivered++
-	w.handle(r, cluster.Received{Msg: e.msg})
+	if w.tap != nil || r.agent == nil {
+		w.handle(r, cluster.Received{Msg: e.msg})
+		return
+	}
+	w.stats.Steps++
+	r.agent.Heartbeat(e.msg)
 }
