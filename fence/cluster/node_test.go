@@ -371,3 +371,35 @@ func TestStaleHypervisorAnswerIgnored(t *testing.T) {
 		t.Fatalf("the second start's answer did not count: %+v", c.Claim)
 	}
 }
+
+func TestHeardFastPath(t *testing.T) {
+	b := newBench(t, testSpec(3, 0), 0)
+	m := &hb.Message{From: 1, Incarnation: 1, Link: 0, Version: 5, Coordinator: -1}
+	if b.n.Heard(b.now, m) {
+		t.Fatalf("fast path before the node started")
+	}
+	b.run(time.Second, 1, 2)
+	if b.n.Heard(b.now, m) {
+		t.Fatalf("fast path for a digest version the node never took")
+	}
+	b.step(Received{Msg: m})
+	last, _ := b.n.hot[1].net.Link(0).LastHeard()
+	b.now += 50 * msec
+	if !b.n.Heard(b.now, m) {
+		t.Fatalf("no fast path for an unchanged heartbeat")
+	}
+	if l, _ := b.n.hot[1].net.Link(0).LastHeard(); l != b.now || l == last {
+		t.Fatalf("the fast path did not feed the detector: last heard %v", l)
+	}
+	for _, bad := range []*hb.Message{
+		{From: 1, Incarnation: 2, Link: 0, Version: 5}, // a restart
+		{From: 1, Incarnation: 1, Link: 0, Version: 6}, // a new view
+		{From: 0, Incarnation: 1, Link: 0, Version: 5}, // ourselves
+		{From: 7, Incarnation: 1, Link: 0, Version: 5}, // no such host
+		{From: 1, Incarnation: 1, Link: 9, Version: 5}, // no such link
+	} {
+		if b.n.Heard(b.now, bad) {
+			t.Errorf("fast path taken for %+v", *bad)
+		}
+	}
+}
