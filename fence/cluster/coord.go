@@ -55,7 +55,7 @@ func (c *coordinator) stepDown() {
 }
 
 // ready says whether this host can act for the partition right now: its lease
-// is fresh, a majority of datastores was read recently, and the start-up
+// is fresh, a claim quorum of datastores was read recently, and the start-up
 // settle time (grace) has passed.
 func (c *coordinator) ready(now time.Duration) bool {
 	n := c.n

@@ -106,7 +106,7 @@ const (
 	leaseNone   leaseState = iota // never renewed yet: watchdog not armed
 	leaseFresh                    // renewed within L on enough datastores
 	leaseHeld                     // datastores lost, kept by a network quorum that acknowledges us
-	leaseLapsed                   // neither: never pet again (self-fence)
+	leaseLapsed                   // neither: no pets until a renewal lands (self-fence)
 )
 
 // NewNode returns the state machine of host c.Self.
