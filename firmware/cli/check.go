@@ -84,8 +84,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	t := s.Timing
 	fmt.Fprintf(stdout, "%s: ok: cluster %s, %s, %s, %s, %s\n", file, s.Name,
 		plural(len(s.Hosts), "host"), plural(len(s.VMs), "VM"), plural(s.Links, "link"), plural(s.Datastores, "datastore"))
-	fmt.Fprintf(stdout, "%s: timing: failure detected in ~%v (link_timeout+heartbeat), proof (c) after %v (lease_timeout+watchdog_timeout+margin), fence reported stuck after %v\n",
-		file, t.LinkTimeout+t.Heartbeat, t.LeaseTimeout+t.WatchdogTimeout+t.Margin, t.FenceTimeout)
+	fmt.Fprintf(stdout, "%s: timing: failure detected in ~%v (link_timeout+heartbeat), proof (c) ~%v after a host was last seen (max(lease_timeout, 5 x link_timeout + 2 x heartbeat) + watchdog_timeout + margin), fence reported stuck after %v\n",
+		file, t.LinkTimeout+t.Heartbeat, t.ProofDelay(), t.FenceTimeout)
 	return 0
 }
 

@@ -23,7 +23,7 @@ func TestCheck(t *testing.T) {
 	}{
 		{name: "valid", args: []string{lab}, code: 0, stdout: []string{
 			lab + ": ok: cluster lab, 4 hosts, 8 VMs, 2 links, 1 datastore",
-			lab + ": timing: failure detected in ~600ms (link_timeout+heartbeat), proof (c) after 9s (lease_timeout+watchdog_timeout+margin), fence reported stuck after 20s",
+			lab + ": timing: failure detected in ~600ms (link_timeout+heartbeat), proof (c) ~9s after a host was last seen (max(lease_timeout, 5 x link_timeout + 2 x heartbeat) + watchdog_timeout + margin), fence reported stuck after 20s",
 		}},
 		{name: "invalid", args: []string{bad}, code: 1, stdout: []string{
 			bad + ": cluster.colour: line 3: unknown key (fix: ",
