@@ -20,13 +20,10 @@ type peerHot struct {
 type peer struct {
 	h        *peerHot
 	hears    hb.HostSet
-	coord    int
 	isolated bool
 	maint    bool
-	assign   []hb.Assignment // the peer's gossiped assignments
-	store    []storeObs      // per datastore
+	store    []storeObs // per datastore
 	verdict  Verdict
-	since    time.Duration // when the verdict last changed
 	silentAt time.Duration // when the peer went network-silent (-1 while heard)
 	lostAt   time.Duration // when this host last stopped taking the peer for alive
 }
@@ -35,7 +32,6 @@ func (p *peer) init(h *peerHot, links []hb.Link, datastores int, det *hb.Detecto
 	p.h = h
 	h.net.InitIn(links, det)
 	p.store = make([]storeObs, datastores)
-	p.coord = -1
 	p.silentAt = -1
 }
 
@@ -69,7 +65,7 @@ func (n *Node) sendHeartbeats(now time.Duration) {
 // nothing and reports false; the shell then steps the node with Received.
 // It never has actions.
 func (n *Node) Heard(now time.Duration, m *hb.Message) bool {
-	if !n.started || m.From == n.self || m.From < 0 || m.From >= len(n.hot) || m.Link < 0 || m.Link >= n.spec.Links {
+	if !n.started || !n.fromPeer(m) {
 		return false
 	}
 	ph := &n.hot[m.From]
@@ -81,11 +77,16 @@ func (n *Node) Heard(now time.Duration, m *hb.Message) bool {
 	return true
 }
 
+// fromPeer reports whether m names a peer and a link this cluster has.
+func (n *Node) fromPeer(m *hb.Message) bool {
+	return m.From != n.self && m.From >= 0 && m.From < len(n.peers) && m.Link >= 0 && m.Link < n.spec.Links
+}
+
 func (n *Node) received(now time.Duration, m *hb.Message) {
 	if n.Heard(now, m) {
 		return // nothing new but the heartbeat itself
 	}
-	if m.From == n.self || m.From < 0 || m.From >= len(n.peers) || m.Link < 0 || m.Link >= n.spec.Links {
+	if !n.fromPeer(m) {
 		return
 	}
 	ph := &n.hot[m.From]
@@ -103,8 +104,7 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 	ph.version = m.Version
 	n.scanNow = true
 	p := &n.peers[m.From]
-	p.hears, p.coord, p.isolated, p.maint = m.Hears, m.Coordinator, m.Isolated, m.Maintenance
-	p.assign = m.Assignments
+	p.hears, p.isolated, p.maint = m.Hears, m.Isolated, m.Maintenance
 	for i := range m.Assignments {
 		a := &m.Assignments[i]
 		n.noteAssignment(*a)

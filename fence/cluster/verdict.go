@@ -142,7 +142,7 @@ func (n *Node) updateVerdicts(now time.Duration) {
 			if p.verdict == Alive || p.verdict == Unknown {
 				p.lostAt = now
 			}
-			p.verdict, p.since = v, now
+			p.verdict = v
 			n.co.dirty = true
 		}
 	}
