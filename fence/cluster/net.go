@@ -100,9 +100,10 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 			n.logf(slog.LevelInfo, "hb", "%s restarted (incarnation %d)", n.name(m.From), m.Incarnation)
 		}
 		ph.inc, ph.heard = m.Incarnation, true
+		n.scanNow = true
 	}
 	ph.version = m.Version
-	n.scanNow = true
+	n.digestNew = true // what it hears may change the acks
 	p := &n.peers[m.From]
 	p.hears, p.isolated, p.maint = m.Hears, m.Isolated, m.Maintenance
 	for i := range m.Assignments {

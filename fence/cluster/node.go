@@ -61,6 +61,7 @@ type Node struct {
 	nextScan  time.Duration // no peer that was up can be down before this
 	watch     hb.HostSet    // peers down at the last full scan: looked at every tick
 	scanNow   bool          // evidence changed: scan the verdicts at the next tick
+	digestNew bool          // a peer's digest changed: recount the acks
 	hears     hb.HostSet
 	acks      hb.HostSet // heard hosts whose heartbeats say they hear us
 	suspects  int        // peers network-silent whose storage has not decided yet

@@ -177,15 +177,15 @@ func (c *coordinator) plan(now time.Duration) {
 		pi, pj := n.spec.VMs[cands[i].vm].Priority, n.spec.VMs[cands[j].vm].Priority
 		return pi > pj
 	})
+	ledger := place.NewLedger(hosts, on, n.spec.Policy.HostFailures)
 	for i := range cands {
 		cd := &cands[i]
 		pv := c.pvm(cd.vm, cd.avoid)
 		if cd.first && n.spec.VMs[cd.vm].Protected {
-			if err := place.Admit(hosts, on, pv, n.spec.Policy.HostFailures); err != nil {
+			if err := ledger.Admit(pv); err != nil {
 				c.say(cd.vm, slog.LevelWarn, "%v", err)
 				continue
 			}
-			on = append(on, pv)
 		}
 		byVM[cd.vm] = cd
 		req = append(req, pv)

@@ -113,7 +113,8 @@ func (n *Node) updateVerdicts(now time.Duration) {
 	if full {
 		n.nextScan = next
 	}
-	if hears != n.hears || full {
+	if hears != n.hears || full || n.digestNew {
+		n.digestNew = false
 		if hears != n.hears {
 			n.hears = hears
 			n.version++

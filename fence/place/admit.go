@@ -57,20 +57,48 @@ func hostFailures(n int) string {
 // the number of hosts nothing can be admitted. A negative failures counts as 0.
 // A refusal is a *RefusedError.
 func Admit(hosts []Host, on []VM, vm VM, failures int) error {
+	l := NewLedger(hosts, on, failures)
+	return l.check(vm)
+}
+
+// Ledger answers a run of admission questions against one set of hosts in
+// constant time each: it keeps the headroom and takes every admitted VM off
+// it, as Admit would with the VM appended to on.
+type Ledger struct {
+	hosts, failures int
+	cpu, memMiB     int
+}
+
+// NewLedger starts a ledger with the VMs in on already counted.
+func NewLedger(hosts []Host, on []VM, failures int) *Ledger {
 	failures = max(failures, 0)
+	cpu, mem := Headroom(hosts, on, failures)
+	return &Ledger{hosts: len(hosts), failures: failures, cpu: cpu, memMiB: mem}
+}
+
+// Admit is Admit for vm; an admitted vm is counted from then on.
+func (l *Ledger) Admit(vm VM) error {
+	if err := l.check(vm); err != nil {
+		return err
+	}
+	l.cpu -= vm.CPU
+	l.memMiB -= vm.MemoryMiB
+	return nil
+}
+
+func (l *Ledger) check(vm VM) error {
 	name := vm.Name
 	if name == "" {
 		name = fmt.Sprintf("vm %d", vm.Index)
 	}
-	if failures >= len(hosts) {
-		return &RefusedError{VM: name, Resource: "hosts", Need: failures + 1, Free: len(hosts), Failures: failures}
+	if l.failures >= l.hosts {
+		return &RefusedError{VM: name, Resource: "hosts", Need: l.failures + 1, Free: l.hosts, Failures: l.failures}
 	}
-	cpu, mem := Headroom(hosts, on, failures)
-	if vm.CPU > cpu {
-		return &RefusedError{VM: name, Resource: "cpu", Need: vm.CPU, Free: max(cpu, 0), Failures: failures}
+	if vm.CPU > l.cpu {
+		return &RefusedError{VM: name, Resource: "cpu", Need: vm.CPU, Free: max(l.cpu, 0), Failures: l.failures}
 	}
-	if vm.MemoryMiB > mem {
-		return &RefusedError{VM: name, Resource: "memory", Need: vm.MemoryMiB, Free: max(mem, 0), Failures: failures}
+	if vm.MemoryMiB > l.memMiB {
+		return &RefusedError{VM: name, Resource: "memory", Need: vm.MemoryMiB, Free: max(l.memMiB, 0), Failures: l.failures}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package place
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -139,5 +140,41 @@ func TestHeadroomKeepsHosts(t *testing.T) {
 	Headroom(hosts, nil, 1)
 	if hosts[0].Index != 0 || hosts[0].CPU != 32 || hosts[1].CPU != 8 {
 		t.Errorf("Headroom reordered or changed its input: %+v", hosts)
+	}
+}
+
+// TestLedgerMatchesAdmit: a ledger fed a run of power-ons answers exactly as
+// Admit does with every VM it admitted so far in on.
+func TestLedgerMatchesAdmit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	admitted, refused := 0, 0
+	for round := 0; round < 200; round++ {
+		var hosts []Host
+		for i := range rng.IntN(5) {
+			hosts = append(hosts, host(i, "h", 4+rng.IntN(28), 4096+rng.IntN(60000)))
+		}
+		failures := rng.IntN(3) - 1
+		var on []VM
+		for i := range rng.IntN(4) {
+			on = append(on, vm(i, "on", high, 1+rng.IntN(8), 512+rng.IntN(8192)))
+		}
+		l := NewLedger(hosts, on, failures)
+		for i := range 30 {
+			v := vm(100+i, "v", high, 1+rng.IntN(8), 512+rng.IntN(8192))
+			want := Admit(hosts, on, v, failures)
+			got := l.Admit(v)
+			if (want == nil) != (got == nil) || want != nil && want.Error() != got.Error() {
+				t.Fatalf("round %d VM %d: ledger says %v, Admit says %v", round, i, got, want)
+			}
+			if got == nil {
+				on = append(on, v)
+				admitted++
+			} else {
+				refused++
+			}
+		}
+	}
+	if admitted == 0 || refused == 0 {
+		t.Fatalf("the runs admitted %d and refused %d: both paths must be exercised", admitted, refused)
 	}
 }

@@ -59,3 +59,15 @@ func BenchmarkAdmit(b *testing.B) {
 		_ = Admit(r.Hosts, r.VMs[:500], candidate, 2)
 	}
 }
+
+// BenchmarkLedger2000 admits 2,000 VMs one by one, as a cluster's first
+// start does.
+func BenchmarkLedger2000(b *testing.B) {
+	r := benchCluster()
+	for b.Loop() {
+		l := NewLedger(r.Hosts, nil, 1)
+		for i := range 2000 {
+			_ = l.Admit(vm(i, "v", 3, 1, 1024))
+		}
+	}
+}
