@@ -1,6 +1,9 @@
 package hb
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // HostSet is a set of host indexes (0..63): a cluster has at most 64 hosts.
 type HostSet uint64
@@ -18,25 +21,14 @@ func (s HostSet) With(h int) HostSet { return s | 1<<uint(h) }
 func (s HostSet) Without(h int) HostSet { return s &^ (1 << uint(h)) }
 
 // Len is the number of hosts in the set.
-func (s HostSet) Len() int {
-	n := 0
-	for ; s != 0; s &= s - 1 {
-		n++
-	}
-	return n
-}
+func (s HostSet) Len() int { return bits.OnesCount64(uint64(s)) }
 
 // Min is the lowest host index in the set, or -1 when it is empty.
 func (s HostSet) Min() int {
 	if s == 0 {
 		return -1
 	}
-	for i := 0; i < MaxHosts; i++ {
-		if s.Has(i) {
-			return i
-		}
-	}
-	return -1
+	return bits.TrailingZeros64(uint64(s))
 }
 
 // Assignment tells a host to start a VM at an ownership epoch. The

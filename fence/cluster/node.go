@@ -60,6 +60,7 @@ type Node struct {
 	hot       []peerHot     // per peer, what every heartbeat touches
 	nextScan  time.Duration // no peer that was up can be down before this
 	watch     hb.HostSet    // peers down at the last full scan: looked at every tick
+	unsettled hb.HostSet    // peers whose verdict is not Alive: judged every tick
 	scanNow   bool          // evidence changed: scan the verdicts at the next tick
 	digestNew bool          // a peer's digest changed: recount the acks
 	hears     hb.HostSet
@@ -134,6 +135,9 @@ func NewNode(c Config) *Node {
 	links := make([]hb.Link, len(s.Hosts)*s.Links)
 	for i := range n.peers {
 		n.peers[i].init(&n.hot[i], links[i*s.Links:(i+1)*s.Links:(i+1)*s.Links], s.Datastores, &n.det)
+		if i != c.Self {
+			n.unsettled = n.unsettled.With(i)
+		}
 	}
 	n.ds = make([]dstore, s.Datastores)
 	n.best = make([]*Record, len(s.Hosts))

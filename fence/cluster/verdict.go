@@ -77,13 +77,17 @@ func (n *Node) updateVerdicts(now time.Duration) {
 	n.scanNow = false
 	hears := n.hears
 	next := time.Duration(math.MaxInt64)
-	if full {
-		n.watch = 0
+	all := hb.HostSet(1)<<uint(len(n.peers)) - 1
+	if len(n.peers) == hb.MaxHosts {
+		all = ^hb.HostSet(0)
 	}
-	for h := range n.peers {
-		if h == n.self || !full && !n.watch.Has(h) {
-			continue
-		}
+	all = all.Without(n.self)
+	scan := n.watch
+	if full {
+		scan, n.watch = all, 0
+	}
+	for s := scan; s != 0; s = s.Without(s.Min()) {
+		h := s.Min()
 		p := &n.peers[h]
 		st := p.h.net.State(now, &n.det)
 		if st != hb.Down {
@@ -120,17 +124,19 @@ func (n *Node) updateVerdicts(now time.Duration) {
 			n.version++
 		}
 		n.acks = 0
-		for h := range n.peers {
-			if hears.Has(h) && n.peers[h].hears.Has(n.self) {
+		for s := hears; s != 0; s = s.Without(s.Min()) {
+			if h := s.Min(); n.peers[h].hears.Has(n.self) {
 				n.acks = n.acks.With(h)
 			}
 		}
 	}
 	n.suspects = 0
-	for h := range n.peers {
-		if h == n.self || !full && !n.watch.Has(h) && n.peers[h].verdict == Alive {
-			continue
-		}
+	judge := n.watch | n.unsettled
+	if full {
+		judge = all
+	}
+	for s := judge; s != 0; s = s.Without(s.Min()) {
+		h := s.Min()
 		p := &n.peers[h]
 		v := n.verdict(h, now)
 		if v == Suspect {
@@ -145,6 +151,11 @@ func (n *Node) updateVerdicts(now time.Duration) {
 			}
 			p.verdict = v
 			n.co.dirty = true
+		}
+		if v == Alive {
+			n.unsettled = n.unsettled.Without(h)
+		} else {
+			n.unsettled = n.unsettled.With(h)
 		}
 	}
 }
