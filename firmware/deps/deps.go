@@ -3,6 +3,7 @@ package deps
 
 import (
 	_ "github.com/cilium/ebpf"
+	_ "github.com/mdlayher/watchdog"
 	_ "github.com/vishvananda/netlink"
 	_ "github.com/vishvananda/netns"
 	_ "golang.org/x/net/icmp"
