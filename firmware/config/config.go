@@ -31,7 +31,19 @@ type Cluster struct {
 	// Name identifies the cluster on the wire and on the datastores:
 	// 1 to 32 characters of a-z, 0-9 and '-'.
 	Name string `toml:"name"`
+	// KeyFile is the cluster key file: hex keys, one per line, the first
+	// signs heartbeats and every one is accepted (see package hb). It must
+	// be mode 0600 and owned by root.
+	KeyFile string `toml:"key_file,omitempty"`
+	// Port is the UDP port heartbeats use on every link of every host.
+	Port int `toml:"port,omitempty"`
 }
+
+// Heartbeat defaults.
+const (
+	DefaultKeyFile = "/etc/vigil/cluster.key"
+	DefaultPort    = 5405
+)
 
 // Timing is the [timing] table. CheckTiming holds the rules between its
 // values.
@@ -167,6 +179,10 @@ func (v VM) IsProtected() bool { return v.Protected == nil || *v.Protected }
 // BMC (lease 4s + watchdog 4s + margin 1s), about 2s with one.
 func Default() *Config {
 	return &Config{
+		Cluster: Cluster{
+			KeyFile: DefaultKeyFile, // root's, mode 0600
+			Port:    DefaultPort,    // the port corosync uses: clusters already open it
+		},
 		Timing: Timing{
 			Heartbeat:         Duration(100 * time.Millisecond), // ten heartbeats a second on each link
 			LinkTimeout:       Duration(500 * time.Millisecond), // five lost heartbeats: above the 3 x heartbeat floor

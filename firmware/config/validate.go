@@ -31,6 +31,14 @@ func (c *Config) Validate() Problems {
 		ps.add("cluster.name", `set name = "lab" under [cluster]`,
 			"%s: a cluster name is 1 to 32 characters of a-z, 0-9 and '-'", describe(c.Cluster.Name))
 	}
+	if c.Cluster.Port < 1 || c.Cluster.Port > 65535 {
+		ps.add("cluster.port", "set port = 5405 under [cluster], or leave it out",
+			"%d: a UDP port is 1 to 65535", c.Cluster.Port)
+	}
+	if c.Cluster.KeyFile == "" || !path.IsAbs(c.Cluster.KeyFile) {
+		ps.add("cluster.key_file", `set key_file = "/etc/vigil/cluster.key" under [cluster], or leave it out`,
+			"%s: the key file is an absolute path", describe(c.Cluster.KeyFile))
+	}
 	ps = append(ps, CheckTiming(c.Spec().Timing)...)
 	c.checkPolicy(&ps)
 	c.checkLinks(&ps)
