@@ -83,6 +83,7 @@ type Node struct {
 	best        []*Record // newest record per host over all datastores
 	recDirty    bool
 	maint       bool
+	shutdown    bool // the agent is stopping: release everything, take nothing
 	self0       SelfVerdict
 	selfSince   time.Duration
 	isolated    bool
@@ -260,15 +261,49 @@ func (n *Node) command(now time.Duration, c Command) {
 		n.logf(slog.LevelInfo, "vm", "entering maintenance: moving VMs away")
 		n.releaseAll(now, Maintenance, VMStop)
 	case "maintenance-exit":
-		if !n.maint {
+		if !n.maint || n.shutdown {
 			return
 		}
 		n.maint = false
 		n.bump()
 		n.logf(slog.LevelInfo, "vm", "leaving maintenance")
+	case "shutdown":
+		if n.shutdown {
+			return
+		}
+		n.shutdown, n.maint = true, true
+		n.bump()
+		n.logf(slog.LevelWarn, "agent", "stopping: stopping this host's VMs and releasing them for restart elsewhere")
+		n.releaseAll(now, AgentStop, VMStop)
 	default:
-		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit", c.Name)
+		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit, shutdown", c.Name)
 	}
+}
+
+// Released reports whether a shutdown has finished: every VM this host
+// claimed is stopped and released, and the record saying so is written
+// to every datastore that answers (a failing one cannot hold it up). The
+// shell may then disarm the watchdog and exit: peers restart the VMs with
+// proof (a).
+func (n *Node) Released() bool {
+	if !n.shutdown || n.recDirty {
+		return false
+	}
+	for _, v := range n.sortedClaims() {
+		if lc := n.claims[v]; lc.State != Released || lc.stopping {
+			return false
+		}
+	}
+	if n.lastRec == nil {
+		return true
+	}
+	for d := range n.ds {
+		ds := &n.ds[d]
+		if !ds.failing && (ds.writing || ds.okCounter < n.lastRec.Counter) {
+			return false
+		}
+	}
+	return true
 }
 
 // bump marks the digest and the record changed.

@@ -62,7 +62,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 		case o.host < 0:
 			cands = append(cands, candidate{vm: v, from: -1, first: true})
 		case o.state == Released:
-			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != Declined && o.why != Conflict) {
+			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != AgentStop && o.why != Declined && o.why != Conflict) {
 				continue
 			}
 			cd := candidate{vm: v, from: o.host, epoch: o.epoch, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}

@@ -49,10 +49,11 @@ const (
 	Rejoined           // found not running when the agent started
 	Stopped            // stopped by an operator: not restarted
 	Declined           // assigned to a host that could not take it
+	AgentStop          // the agent was stopped (shutdown): restarted elsewhere
 )
 
 func (r Reason) String() string {
-	return [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined"}[r]
+	return [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop"}[r]
 }
 
 // Claim is one host's statement about one VM at one ownership epoch.
@@ -184,7 +185,7 @@ type VMExited struct{ VM int }
 
 // Command is an operator request for this host.
 type Command struct {
-	Name string // "maintenance-enter", "maintenance-exit"
+	Name string // "maintenance-enter", "maintenance-exit", "shutdown"
 }
 
 func (Tick) event()           {}
