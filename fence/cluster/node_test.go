@@ -439,3 +439,23 @@ func TestShutdownReleases(t *testing.T) {
 		t.Fatal("maintenance-exit undid a shutdown")
 	}
 }
+
+func TestStatus(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 2)
+	b.run(5*time.Second, 0, 1)
+	b.run(b.now+2*time.Second, 0) // h2 falls silent
+	s := b.n.Status(b.now)
+	if s.Host != "h3" || s.Self != "healthy" || s.Lease != "fresh" || len(s.Peers) != 2 || len(s.Datastores) != 1 {
+		t.Fatalf("status %+v", s)
+	}
+	h1, h2 := s.Peers[0], s.Peers[1]
+	if h1.Name != "h1" || h1.Verdict != "alive" || h1.Silent != 0 || h1.Links[0].State != "up" || h1.Links[0].Mean != 100*msec {
+		t.Errorf("h1: %+v", h1)
+	}
+	if h2.Verdict == "alive" || h2.Silent < time.Second || h2.Links[1].State != "down" || h2.Links[1].Ago != h2.Silent {
+		t.Errorf("h2: %+v", h2)
+	}
+	if b.n.HostIndex("h2") != 1 || b.n.HostIndex("h9") != -1 {
+		t.Errorf("HostIndex")
+	}
+}
