@@ -1,0 +1,106 @@
+package datastore
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/hb"
+)
+
+func sample(h int) *cluster.Record {
+	return &cluster.Record{Host: h, Incarnation: 7, Counter: 42, Hears: hb.HostSet(0b101),
+		Claims:      []cluster.Claim{{VM: 3, Epoch: 2, State: cluster.Running}},
+		Assignments: []hb.Assignment{{VM: 3, Host: h, Epoch: 2, From: 1, FromEpoch: 1, Inc: 7}},
+		Fenced:      []cluster.Proof{{Kind: cluster.ProofLease, Host: 1, Incarnation: 3, Counter: 9, At: 12 * time.Second, Detail: "lease silent"}}}
+}
+
+func TestDirRoundTrip(t *testing.T) {
+	d, err := OpenDir(t.TempDir(), "lab", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample(2)
+	if err := d.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	want.Counter = 43 // a second write replaces the first
+	if err := d.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := d.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[0] != nil || recs[1] != nil || !reflect.DeepEqual(recs[2], want) {
+		t.Fatalf("ReadAll = %+v, want slot 2 = %+v", recs, want)
+	}
+	if _, err := os.Stat(filepath.Join(d.Path(), "slot-2.tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+func TestDirBadSlots(t *testing.T) {
+	root := t.TempDir()
+	d, _ := OpenDir(root, "lab", 2)
+	other, _ := OpenDir(root, "lab", 2)
+	for _, tc := range []struct {
+		name   string
+		mangle func(path string, data []byte) []byte
+		want   string
+	}{
+		{"garbage", func(string, []byte) []byte { return []byte("not json") }, "not a slot file"},
+		{"torn record", func(_ string, b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"Counter":42`, `"Counter":43`, 1))
+		}, "checksum mismatch"},
+		{"other cluster", func(_ string, b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"cluster":"lab"`, `"cluster":"prod"`, 1))
+		}, `cluster "prod"`},
+		{"newer format", func(_ string, b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"format":1`, `"format":9`, 1))
+		}, "format 9"},
+		{"wrong slot", func(_ string, b []byte) []byte { return []byte(strings.Replace(string(b), `"host":1`, `"host":0`, 1)) }, "holds host 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := d.Write(sample(1)); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(d.Path(), "slot-1")
+			data, _ := os.ReadFile(p)
+			if err := os.WriteFile(p, tc.mangle(p, data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var bad []error
+			other.BadSlot = func(err error) { bad = append(bad, err) }
+			recs, err := other.ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs[1] != nil || len(bad) != 1 || !errors.Is(bad[0], ErrBadSlot) || !strings.Contains(bad[0].Error(), tc.want) {
+				t.Fatalf("slot read as %+v, reports %v; want nil and one error saying %q", recs[1], bad, tc.want)
+			}
+		})
+	}
+}
+
+func TestDirErrors(t *testing.T) {
+	if _, err := OpenDir("relative/dir", "lab", 2); err == nil || !strings.Contains(err.Error(), "absolute path") {
+		t.Errorf("relative path: %v", err)
+	}
+	root := t.TempDir()
+	d, _ := OpenDir(root, "lab", 2)
+	if err := d.Write(sample(5)); err == nil {
+		t.Error("a write to slot 5 of 2 succeeded")
+	}
+	if err := os.RemoveAll(d.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ReadAll(); err == nil {
+		t.Error("ReadAll of a vanished datastore succeeded")
+	}
+}
