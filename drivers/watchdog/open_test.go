@@ -1,0 +1,42 @@
+package watchdog
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		spec string
+		is   error
+		fix  string
+	}{
+		{name: "empty", spec: "", fix: "name a device"},
+		{name: "no device node", spec: filepath.Join(dir, "watchdog9"), is: os.ErrNotExist, fix: "driver module"},
+		{name: "no emulator", spec: "unix:" + filepath.Join(dir, "wd.sock"), is: os.ErrNotExist, fix: "emulator"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Open(tc.spec)
+			if err == nil {
+				d.Close()
+				t.Fatalf("Open(%q) succeeded", tc.spec)
+			}
+			var oe *OpError
+			if !errors.As(err, &oe) || oe.Op != "open" || oe.Dev != tc.spec {
+				t.Errorf("error %q: want an *OpError for open on %q", err, tc.spec)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q is not %v", err, tc.is)
+			}
+			if !strings.Contains(err.Error(), tc.fix) {
+				t.Errorf("error %q does not say %q", err, tc.fix)
+			}
+		})
+	}
+}
