@@ -1,6 +1,7 @@
 package wdemu
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -109,5 +110,26 @@ func TestLabDeviceReset(t *testing.T) {
 	}
 	if err := d2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkLabDevicePet measures one pet of the lab device: a request and
+// its answer over the unix socket, on the real clock.
+func BenchmarkLabDevicePet(b *testing.B) {
+	sock := b.TempDir() + "/h1.wd"
+	s := New([]Host{{Name: "h1", Socket: sock}}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	<-s.Ready()
+	d, err := watchdog.Open(watchdog.LabPrefix + sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	for b.Loop() {
+		if err := d.Pet(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

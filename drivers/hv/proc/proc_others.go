@@ -1,0 +1,35 @@
+//go:build !linux
+
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+var errUnsupported = fmt.Errorf("proc: the process hypervisor needs Linux (pidfds), not %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+// Hypervisor runs lab VMs as processes; on this system it cannot.
+type Hypervisor struct{}
+
+// New fails: the process hypervisor works on Linux only.
+func New(dir, exe string, onExit func(name string)) (*Hypervisor, error) {
+	return nil, errUnsupported
+}
+
+// Start fails: the process hypervisor works on Linux only.
+func (h *Hypervisor) Start(vm VM) error { return errUnsupported }
+
+// Stop fails: the process hypervisor works on Linux only.
+func (h *Hypervisor) Stop(name string, timeout time.Duration) error { return errUnsupported }
+
+// Kill fails: the process hypervisor works on Linux only.
+func (h *Hypervisor) Kill(name string) error { return errUnsupported }
+
+// Running fails: the process hypervisor works on Linux only.
+func (h *Hypervisor) Running() ([]string, error) { return nil, errUnsupported }
+
+// Close does nothing.
+func (h *Hypervisor) Close() error { return nil }
