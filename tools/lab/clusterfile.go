@@ -1,0 +1,64 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vigil-ha/vigil/firmware/config"
+)
+
+// ClusterFile returns the cluster.toml of a lab with options o (defaults
+// filled in) whose folder is dir: cluster o.Name, the key file and port,
+// default timing, one link lL per link with the bridge as its isolation
+// address, the shared datastore ds0, hosts h1..hN with 8 CPUs and 16 GiB,
+// and VMs vm1..vmM of 1 CPU and 1 GiB spread round-robin over the hosts.
+func ClusterFile(o Options, dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The lab %q: %d hosts, %d links, written by 'vigil lab up'.\n\n", o.Name, o.Hosts, o.Links)
+	fmt.Fprintf(&b, "[cluster]\nname = %q\nkey_file = %q\nport = %d\n\n", o.Name, filepath.Join(dir, "cluster.key"), Port)
+	failures := 1
+	if o.Hosts == 1 {
+		failures = 0 // host_failures must stay below the number of hosts
+	}
+	fmt.Fprintf(&b, "[policy]\nhost_failures = %d\n", failures)
+	for l := 0; l < o.Links; l++ {
+		fmt.Fprintf(&b, "\n[[links]]\nname = %q\nisolation_address = %q\n", linkName(l), isolationAddr(l))
+	}
+	fmt.Fprintf(&b, "\n[[datastores]]\nname = \"ds0\"\npath = %q\n", filepath.Join(dir, "ds0"))
+	for n := 1; n <= o.Hosts; n++ {
+		addrs := make([]string, o.Links)
+		for l := range addrs {
+			addrs[l] = fmt.Sprintf("%q", hostAddr(n, l))
+		}
+		fmt.Fprintf(&b, "\n[[hosts]]\nid = %d\nname = %q\naddresses = [%s]\ncpu = 8\nmemory = \"16GiB\"\n",
+			n, hostName(n), strings.Join(addrs, ", "))
+	}
+	for i := 1; i <= o.VMs; i++ {
+		fmt.Fprintf(&b, "\n[[vms]]\nname = \"vm%d\"\ncpu = 1\nmemory = \"1GiB\"\nhost = %q\n", i, hostName((i-1)%o.Hosts+1))
+	}
+	return b.String()
+}
+
+// writeClusterFiles validates and writes cluster.toml and a new
+// cluster.key (mode 0600, 32 random bytes in hex) into dir.
+func writeClusterFiles(o Options, dir string) error {
+	text := ClusterFile(o, dir)
+	if _, err := config.Parse([]byte(text)); err != nil {
+		return fmt.Errorf("lab: the generated cluster.toml is invalid: %w (fix: change --hosts, --links or --vms)", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("lab: make the cluster key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("lab: write the cluster key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster.toml"), []byte(text), 0o644); err != nil {
+		return fmt.Errorf("lab: write cluster.toml: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ReadyFDEnv names the variable that tells the supervisor which file
+// descriptor to report its readiness on: "ok" or an error, one line.
+const ReadyFDEnv = "VIGIL_LAB_READY_FD"
+
+// supervisorReadyWait bounds Up's wait for the supervisor.
+const supervisorReadyWait = 10 * time.Second
+
+// Lab is a running lab, found by name. Its methods read and update
+// state.json, so several processes may drive one lab.
+type Lab struct {
+	name string
+}
+
+// Up brings up a lab: it removes any lab of the same name and any
+// leftovers of a crashed one, writes the state folder and cluster files,
+// builds the namespaces, bridges and veths, attaches and pins the fault
+// program, starts the supervisor and then every host's agent. On failure
+// it removes what it made.
+func Up(o Options) (*Lab, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := Down(o.Name); err != nil {
+		return nil, fmt.Errorf("lab %q: remove the old lab: %w", o.Name, err)
+	}
+	if err := up(o); err != nil {
+		if derr := Down(o.Name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("and cleaning up failed: %w", derr))
+		}
+		return nil, fmt.Errorf("lab %q: up: %w", o.Name, err)
+	}
+	return &Lab{name: o.Name}, nil
+}
+
+func up(o Options) error {
+	dir := labDir(o.Name)
+	for _, d := range []string{dir, filepath.Join(dir, "ds0")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("make %s: %w", d, err)
+		}
+	}
+	if err := writeClusterFiles(o, dir); err != nil {
+		return err
+	}
+	cgRoot, err := cgroupRoot(o.Name)
+	if err != nil {
+		return err
+	}
+	s := newState(o, dir, cgRoot)
+	for _, d := range []string{s.Supervisor.Cgroup} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("make cgroup %s: %w", d, err)
+		}
+	}
+	for _, h := range s.Hosts {
+		for _, d := range []string{h.Agent.Cgroup, filepath.Join(h.Dir, "vms")} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("make %s: %w", d, err)
+			}
+		}
+	}
+	if err := buildNetwork(s); err != nil {
+		return err
+	}
+	if err := installFaults(s); err != nil {
+		return err
+	}
+	if err := s.write(); err != nil {
+		return err
+	}
+	if err := startSupervisor(s); err != nil {
+		return err
+	}
+	return update(o.Name, func(s *state) error {
+		for i := range s.Hosts {
+			if err := startAgent(&s.Hosts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// newState lays out the state of a lab with options o.
+func newState(o Options, dir, cgRoot string) *state {
+	s := &state{
+		Name:           o.Name,
+		Dir:            dir,
+		Executable:     o.Executable,
+		HubNS:          hubNS(o.Name),
+		CgroupRoot:     cgRoot,
+		PinDir:         pinDir(o.Name),
+		WatchdogAction: o.WatchdogAction,
+	}
+	for l := 0; l < o.Links; l++ {
+		s.Links = append(s.Links, linkState{Name: linkName(l), Bridge: bridgeName(l), Isolation: isolationAddr(l).String()})
+	}
+	argv := []string{o.Executable, "lab", "supervise", "--name", o.Name}
+	if o.SupervisorCommand != nil {
+		argv = o.SupervisorCommand(o.Name)
+	}
+	s.Supervisor = procState{
+		Argv:   argv,
+		Cgroup: filepath.Join(cgRoot, "supervisor"),
+		Log:    filepath.Join(dir, "supervisor.log"),
+		Socket: filepath.Join(dir, "supervisor.sock"),
+	}
+	for n := 1; n <= o.Hosts; n++ {
+		name := hostName(n)
+		h := hostState{Name: name, ID: n, NS: hostNS(o.Name, name), Dir: filepath.Join(dir, name)}
+		h.Agent = procState{Cgroup: filepath.Join(cgRoot, name), Log: filepath.Join(h.Dir, "agent.log")}
+		if o.AgentCommand != nil {
+			h.Agent.Argv = o.AgentCommand(name)
+		} else {
+			h.Agent.Argv = AgentArgs(o.Executable, o.Name, name)
+		}
+		for l := 0; l < o.Links; l++ {
+			h.Links = append(h.Links, hostLinkState{Veth: hostVeth(l), HubVeth: hubVeth(name, l), Addr: hostAddr(n, l).String()})
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
+	return s
+}
+
+// startSupervisor starts the supervisor daemon and waits until it says it
+// serves every watchdog and its control socket.
+func startSupervisor(s *state) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("make the supervisor's readiness pipe: %w", err)
+	}
+	defer r.Close()
+	pid, err := startDaemon("", s.Supervisor.Cgroup, s.Supervisor.Argv, s.Supervisor.Log, []string{ReadyFDEnv + "=3"}, []*os.File{w})
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("start the supervisor: %w", err)
+	}
+	s.Supervisor.PID = pid
+	if err := s.write(); err != nil {
+		return err
+	}
+	r.SetReadDeadline(time.Now().Add(supervisorReadyWait))
+	line, err := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "ok":
+		return nil
+	case line != "":
+		return fmt.Errorf("the supervisor failed: %s (see %s)", line, s.Supervisor.Log)
+	default:
+		return fmt.Errorf("the supervisor did not get ready: %v (see %s)", err, s.Supervisor.Log)
+	}
+}
+
+// Open returns the lab called name; the error wraps ErrNoLab when it is
+// not up.
+func Open(name string) (*Lab, error) {
+	if name == "" {
+		name = DefaultName
+	}
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	if _, err := readState(name); err != nil {
+		return nil, err
+	}
+	return &Lab{name: name}, nil
+}
+
+// Name returns the lab's name.
+func (l *Lab) Name() string { return l.name }
+
+// Dir returns the lab's state folder.
+func (l *Lab) Dir() string { return labDir(l.name) }
+
+// HostNamespace returns the name of host's network namespace, usable with
+// 'ip netns exec', or "" when the lab has no such host.
+func (l *Lab) HostNamespace(host string) string {
+	s, err := readState(l.name)
+	if err != nil {
+		return ""
+	}
+	h, err := s.host(host)
+	if err != nil {
+		return ""
+	}
+	return h.NS
+}
+
+// Hosts returns the names of the lab's hosts.
+func (l *Lab) Hosts() ([]string, error) {
+	s, err := readState(l.name)
+	if err != nil {
+		return nil, err
+	}
+	return s.hostNames(), nil
+}
+
+// Exec starts argv inside host: in its network namespace and its cgroup,
+// so that powering the host off kills it too. Its standard input, output
+// and error are /dev/null; use Start to set them. The caller waits for
+// the returned, started command.
+func (l *Lab) Exec(host string, argv ...string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("lab: exec: empty command line")
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := l.Start(host, cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// Start starts the prepared cmd inside host (namespace and cgroup).
+func (l *Lab) Start(host string, cmd *exec.Cmd) error {
+	s, err := readState(l.name)
+	if err != nil {
+		return err
+	}
+	h, err := s.host(host)
+	if err != nil {
+		return fmt.Errorf("lab %q: exec: %w", l.name, err)
+	}
+	if h.Off {
+		return fmt.Errorf("lab %q: exec: %s is powered off (fix: vigil lab poweron %s)", l.name, host, host)
+	}
+	return startIn(h.NS, h.Agent.Cgroup, cmd)
+}
+
+// Down removes the lab: see the package function Down.
+func (l *Lab) Down() error { return Down(l.name) }
+
+// Down removes the lab called name: it kills every process of its hosts
+// and its supervisor, and removes its cgroups, namespaces, eBPF pins and
+// state folder. It works without state.json, by name, and succeeds when
+// there is nothing to remove.
+func Down(name string) error {
+	if name == "" {
+		name = DefaultName
+	}
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	var errs []error
+	if root, err := cgroupRoot(name); err != nil {
+		errs = append(errs, err)
+	} else if err := removeCgroupTree(root); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, deleteNamespaces(name), removePins(name))
+	if err := os.RemoveAll(labDir(name)); err != nil {
+		errs = append(errs, fmt.Errorf("lab: remove %s: %w", labDir(name), err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("lab %q: down: %w", name, err)
+	}
+	return nil
+}

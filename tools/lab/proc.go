@@ -1,0 +1,89 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// startIn starts cmd straight into the cgroup folder cgroup and, unless ns
+// is empty, into the named network namespace: the process is forked from
+// an OS thread set into it.
+func startIn(ns, cgroup string, cmd *exec.Cmd) error {
+	fd, err := unix.Open(cgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("lab: open cgroup %s: %w (fix: run 'vigil lab up' again)", cgroup, err)
+	}
+	defer unix.Close(fd)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = fd
+	start := func() error {
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("lab: start %s: %w", cmd.Path, err)
+		}
+		return nil
+	}
+	if ns == "" {
+		return start()
+	}
+	return inNS(ns, start)
+}
+
+// startDaemon starts argv as its own session in ns and cgroup, with
+// standard output and error appended to logPath, and reaps it in the
+// background when it exits. It returns the process ID.
+func startDaemon(ns, cgroup string, argv []string, logPath string, env []string, files []*os.File) (int, error) {
+	if len(argv) == 0 {
+		return 0, errors.New("lab: empty command line (fix: AgentCommand and SupervisorCommand must return a program)")
+	}
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("lab: open log %s: %w", logPath, err)
+	}
+	defer log.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := startIn(ns, cgroup, cmd); err != nil {
+		return 0, err
+	}
+	go cmd.Wait() // reap it if it exits while this process runs
+	return cmd.Process.Pid, nil
+}
+
+// startAgent starts host h's agent and records its PID.
+func startAgent(h *hostState) error {
+	pid, err := startDaemon(h.NS, h.Agent.Cgroup, h.Agent.Argv, h.Agent.Log, nil, nil)
+	if err != nil {
+		return fmt.Errorf("lab: start the agent of %s: %w", h.Name, err)
+	}
+	h.Agent.PID = pid
+	return nil
+}
+
+// alive reports whether pid is a live process (not a zombie).
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	for i := len(data) - 1; i >= 0; i-- {
+		if data[i] == ')' {
+			return i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+		}
+	}
+	return false
+}
