@@ -34,17 +34,20 @@ verify:
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "verify: go mod tidy changed go.mod/go.sum: commit the result"; exit 1; }
 
+# The lab demo (root): real agents in network namespaces lose a link, then
+# a host. `vigil sim demo` is the simulated one and needs no root.
 demo: build
-	./bin/vigil sim demo
+	./bin/vigil demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/...
+	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/... ./drivers/... ./firmware/...
 
 # Go's coverage-guided fuzzers, 30 s each: the cluster-file parser, the
-# failure detector and the core's event handling.
+# failure detector, the heartbeat decoder and the core's event handling.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./firmware/config
 	$(GO) test -run '^$$' -fuzz FuzzLink -fuzztime 30s ./hb
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./hb
 	$(GO) test -run '^$$' -fuzz FuzzStep -fuzztime 30s ./fence/cluster
 
 clean:

@@ -1,0 +1,207 @@
+package agentd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-ha/vigil/fence/cluster"
+)
+
+// StatusReply is GET /v1/status.
+type StatusReply struct {
+	Version    string
+	Uptime     time.Duration
+	Status     cluster.Status
+	Drops      map[string]uint64 // heartbeats dropped, per reason
+	Overruns   uint64            // heartbeats dropped because the agent fell behind
+	SendErrors []uint64          // per link, sends that failed (a NIC without carrier)
+	Pets       uint64            // watchdog pets so far
+	Links      []string          // local device of each link
+}
+
+// ExplainReply is GET /v1/explain?host=NAME.
+type ExplainReply struct {
+	Host    string
+	Verdict string
+	Rows    []string
+}
+
+// Version is the agent's version, set by the binary.
+var Version = "dev"
+
+type apiServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func (a *apiServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(ctx)
+	_ = os.Remove(a.ln.Addr().String())
+}
+
+func (d *daemon) serveAPI() (*apiServer, error) {
+	path := d.opts.API
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("agent: API socket folder: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: API socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: API socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		var rep StatusReply
+		err := d.call(r.Context(), func() { rep = d.statusReply() })
+		reply(w, rep, err)
+	})
+	mux.HandleFunc("GET /v1/explain", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("host")
+		var rep ExplainReply
+		var bad error
+		err := d.call(r.Context(), func() {
+			h := d.node.HostIndex(name)
+			if h < 0 {
+				bad = fmt.Errorf("no host %q in the cluster: run 'vigil peers' for the names", name)
+				return
+			}
+			rep = ExplainReply{Host: name, Rows: d.node.Explain(h, env{d}.Now())}
+			if h == d.self {
+				rep.Verdict = d.node.Self().String()
+			} else {
+				rep.Verdict = d.node.Verdicts()[h].String()
+			}
+		})
+		if err == nil && bad != nil {
+			http.Error(w, bad.Error(), http.StatusNotFound)
+			return
+		}
+		reply(w, rep, err)
+	})
+	mux.HandleFunc("POST /v1/command", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("name")
+		if name != "maintenance-enter" && name != "maintenance-exit" {
+			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter or maintenance-exit", name), http.StatusBadRequest)
+			return
+		}
+		err := d.call(r.Context(), func() { d.ag.Handle(cluster.Command{Name: name}) })
+		reply(w, struct{ OK bool }{true}, err)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return &apiServer{ln: ln, srv: srv}, nil
+}
+
+// removeStaleSocket removes a socket file no agent answers on; a live one
+// means another agent runs on this host.
+func removeStaleSocket(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("agent: another agent answers on %s: stop it first, or pass another --api", path)
+	}
+	return os.Remove(path)
+}
+
+// call runs f on the loop goroutine and waits for it.
+func (d *daemon) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case d.calls <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(5 * time.Second):
+		return errStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *daemon) statusReply() StatusReply {
+	rep := StatusReply{Version: Version, Uptime: time.Since(d.start).Round(time.Millisecond), Status: d.node.Status(env{d}.Now()),
+		Drops: d.drops.Snapshot(), Overruns: atomic.LoadUint64(&d.overruns), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
+	for l := range d.cfg.Links {
+		rep.Links = append(rep.Links, d.nics.Device(l))
+	}
+	return rep
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Client reads an agent's local API.
+type Client struct {
+	hc *http.Client
+}
+
+// NewClient returns a client for the agent listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", socket)
+	}}
+	return &Client{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Get fetches path (such as "/v1/status") into v.
+func (c *Client) Get(ctx context.Context, path string, v any) error { return c.do(ctx, "GET", path, v) }
+
+// Post posts to path and decodes the answer into v.
+func (c *Client) Post(ctx context.Context, path string, v any) error {
+	return c.do(ctx, "POST", path, v)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://vigil"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("no agent answers (%w): is 'vigil agent' running, and is --api the socket it serves?", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("agent: %s", bytesTrim(msg))
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func bytesTrim(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

@@ -1,0 +1,339 @@
+package agentd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigil-ha/vigil/drivers/datastore"
+	"github.com/vigil-ha/vigil/drivers/hv/proc"
+	"github.com/vigil-ha/vigil/drivers/nic"
+	"github.com/vigil-ha/vigil/drivers/watchdog"
+	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/firmware/agent"
+	"github.com/vigil-ha/vigil/firmware/config"
+	"github.com/vigil-ha/vigil/hb"
+)
+
+// daemon is one running agent.
+type daemon struct {
+	opts  Options
+	log   *slog.Logger
+	cfg   *config.Config
+	spec  *cluster.Spec
+	self  int
+	start time.Time
+
+	node *cluster.Node
+	ag   *agent.Agent
+
+	codec   *hb.Codec // the loop's, for sending
+	sendBuf []byte
+	keys    *keyState
+	nics    *nic.NICs
+	gateway []bool
+	stores  []store
+	hv      *proc.Hypervisor
+	wd      watchdog.Device
+
+	events chan cluster.Event
+	msgs   chan *hb.Message
+	calls  chan func()
+
+	drops      hb.Counters
+	overruns   uint64 // heartbeats dropped because the loop fell behind
+	sendErrors []uint64
+	pets       uint64
+	onceMu     sync.Mutex
+	once       map[string]bool
+}
+
+// keyState is the cluster keyring the NIC readers decode with; SIGHUP
+// reloads it.
+type keyState struct {
+	mu   sync.Mutex
+	ring *hb.Keyring
+	gen  int
+}
+
+func (k *keyState) get() (*hb.Keyring, int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.ring, k.gen
+}
+
+func (k *keyState) set(r *hb.Keyring) {
+	k.mu.Lock()
+	k.ring = r
+	k.gen++
+	k.mu.Unlock()
+}
+
+// Run runs the agent until ctx ends or SIGTERM/SIGINT, then stops cleanly:
+// it stops and releases its VMs, writes the release to the datastores and
+// disarms the watchdog.
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.fill(); err != nil {
+		return err
+	}
+	d, err := setup(opts)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	return d.loop(ctx)
+}
+
+func setup(opts Options) (*daemon, error) {
+	cfg, err := config.Load(opts.Config)
+	if err != nil {
+		// Every timing rule is checked here, before any watchdog is armed.
+		return nil, fmt.Errorf("agent: %s: %w", opts.Config, err)
+	}
+	self, ok := cfg.HostByName(opts.Host)
+	if !ok {
+		return nil, fmt.Errorf("agent: host %q is not in %s: pass --host with one of the [[hosts]] names", opts.Host, opts.Config)
+	}
+	d := &daemon{opts: opts, cfg: cfg, spec: cfg.Spec(), self: self, start: time.Now(), once: map[string]bool{},
+		events: make(chan cluster.Event, 256), msgs: make(chan *hb.Message, 1024), calls: make(chan func())}
+	d.log = opts.Logger.With("host", opts.Host)
+	ring, err := hb.LoadKeyFile(cfg.Cluster.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	d.keys = &keyState{ring: ring}
+	d.codec = hb.NewCodec(hb.ClusterID(cfg.Cluster.Name), ring)
+	if err := os.MkdirAll(opts.State, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: state folder: %w", err)
+	}
+	for _, ds := range cfg.Datastores {
+		if ds.Path == "" {
+			return nil, fmt.Errorf("agent: datastore %s: only folder datastores (path = ...) are supported by this agent", ds.Name)
+		}
+		st, err := datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts))
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		st.BadSlot = func(err error) {
+			d.logOnce("slot:"+err.Error(), slog.LevelWarn, "ignoring a bad datastore slot", "err", err)
+		}
+		d.stores = append(d.stores, st)
+	}
+	d.hv, err = proc.New(opts.VMDir, opts.Exe, func(name string) {
+		if v := d.vmIndex(name); v >= 0 {
+			d.post(cluster.VMExited{VM: v})
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: hypervisor: %w", err)
+	}
+	running, err := d.hv.Running()
+	if err != nil {
+		return nil, fmt.Errorf("agent: hypervisor: %w", err)
+	}
+	var runIdx []int
+	for _, name := range running {
+		if v := d.vmIndex(name); v >= 0 {
+			runIdx = append(runIdx, v)
+		} else {
+			d.log.Warn("a VM process runs that the cluster file does not list: left alone", "component", "vm", "vm", name)
+		}
+	}
+	inc, err := nextIncarnation(opts.State, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	d.node = cluster.NewNode(cluster.Config{Spec: d.spec, Self: self, Incarnation: inc, Running: runIdx,
+		WatchdogArmed: watchdogMarked(opts.State)})
+	d.ag = agent.New(d.node, env{d})
+	if err := d.openNICs(); err != nil {
+		d.hv.Close()
+		return nil, err
+	}
+	d.log.Info("agent started", "component", "agent", "incarnation", inc, "links", len(cfg.Links),
+		"peers", len(cfg.Hosts)-1, "vms_running", len(runIdx), "config", opts.Config)
+	return d, nil
+}
+
+func (d *daemon) openNICs() error {
+	c := nic.Config{Port: d.cfg.Cluster.Port}
+	d.gateway = make([]bool, len(d.cfg.Links))
+	d.sendErrors = make([]uint64, len(d.cfg.Links))
+	for l, link := range d.cfg.Links {
+		lc := nic.LinkConfig{Peers: make([]netip.Addr, len(d.cfg.Hosts))}
+		for h, host := range d.cfg.Hosts {
+			a, err := netip.ParseAddr(host.Addresses[l])
+			if err != nil {
+				return fmt.Errorf("agent: hosts[%d].addresses[%d]: %w", h, l, err)
+			}
+			if h == d.self {
+				lc.Local = a
+			} else {
+				lc.Peers[h] = a
+			}
+		}
+		if link.IsolationAddress != "" {
+			g, err := netip.ParseAddr(link.IsolationAddress)
+			if err != nil {
+				return fmt.Errorf("agent: links[%d].isolation_address: %w", l, err)
+			}
+			lc.Gateway, d.gateway[l] = g, true
+		}
+		c.Links = append(c.Links, lc)
+	}
+	n, err := nic.Open(c)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	d.nics = n
+	readers := make([]*reader, len(c.Links))
+	for l := range readers {
+		readers[l] = d.newReader(l)
+	}
+	n.Run(func(link int, data []byte, from netip.AddrPort, at time.Time) {
+		readers[link].packet(data)
+	}, func(ev nic.LinkEvent) {
+		d.post(cluster.LinkChanged{Link: ev.Link, Up: ev.Up})
+	})
+	return nil
+}
+
+// post hands an event to the loop; workers block rather than lose one.
+func (d *daemon) post(ev cluster.Event) { d.events <- ev }
+
+func (d *daemon) vmIndex(name string) int {
+	for v := range d.spec.VMs {
+		if d.spec.VMs[v].Name == name {
+			return v
+		}
+	}
+	return -1
+}
+
+func (d *daemon) hostName(h int) string {
+	if h < 0 || h >= len(d.spec.Hosts) {
+		return "none"
+	}
+	return d.spec.Hosts[h].Name
+}
+
+// logOnce logs a repeating failure the first time only.
+func (d *daemon) logOnce(key string, level slog.Level, msg string, args ...any) {
+	d.onceMu.Lock()
+	seen := d.once[key]
+	d.once[key] = true
+	d.onceMu.Unlock()
+	if seen {
+		return
+	}
+	d.log.Log(context.Background(), level, msg, args...)
+}
+
+func (d *daemon) loop(ctx context.Context) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	api, err := d.serveAPI()
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	tick := time.NewTicker(d.spec.Timing.Heartbeat)
+	defer tick.Stop()
+	d.ag.Handle(cluster.Tick{})
+	var stopBy time.Time
+	done := ctx.Done()
+	for {
+		select {
+		case <-tick.C:
+			d.ag.Handle(cluster.Tick{})
+		case m := <-d.msgs:
+			d.ag.Heartbeat(m)
+		case ev := <-d.events:
+			d.ag.Handle(ev)
+		case f := <-d.calls:
+			f()
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				d.reloadKeys()
+				continue
+			}
+			if stopBy.IsZero() {
+				d.log.Info("stop requested", "component", "agent", "signal", s.String())
+				stopBy = time.Now().Add(d.opts.StopTimeout)
+				d.ag.Handle(cluster.Command{Name: "shutdown"})
+			}
+		case <-done:
+			done = nil
+			if stopBy.IsZero() {
+				stopBy = time.Now().Add(d.opts.StopTimeout)
+				d.ag.Handle(cluster.Command{Name: "shutdown"})
+			}
+		}
+		if stopBy.IsZero() {
+			continue
+		}
+		if d.node.Released() {
+			d.disarm()
+			d.log.Info("stopped: every VM released", "component", "agent")
+			return nil
+		}
+		if time.Now().After(stopBy) {
+			d.abandon()
+			return fmt.Errorf("agent: could not release its VMs within %s: exiting with the watchdog armed, so the host is reset and peers restart its VMs after the lease proof", d.opts.StopTimeout)
+		}
+	}
+}
+
+func (d *daemon) reloadKeys() {
+	ring, err := hb.LoadKeyFile(d.cfg.Cluster.KeyFile)
+	if err != nil {
+		d.log.Error("key reload failed: keeping the current keys", "component", "hb", "err", err)
+		return
+	}
+	d.keys.set(ring)
+	d.codec.SetKeyring(ring)
+	d.log.Info("cluster keys reloaded", "component", "hb", "keys", ring.Len())
+}
+
+func (d *daemon) disarm() {
+	if d.wd == nil {
+		return
+	}
+	if err := d.wd.Close(); err != nil {
+		d.log.Error("watchdog disarm failed: the host may be reset", "component", "wd", "err", err)
+		return
+	}
+	d.wd = nil
+	if err := markWatchdog(d.opts.State, false); err != nil {
+		d.log.Error("cannot clear the watchdog marker", "component", "wd", "err", err)
+	}
+	d.log.Info("watchdog disarmed", "component", "wd")
+}
+
+func (d *daemon) abandon() {
+	if d.wd != nil {
+		_ = d.wd.Abandon()
+		d.wd = nil
+	}
+}
+
+func (d *daemon) close() {
+	if d.nics != nil {
+		d.nics.Close()
+	}
+	if d.wd != nil {
+		d.abandon()
+	}
+	d.hv.Close()
+}
+
+// errStopped is returned by API calls once the loop is gone.
+var errStopped = errors.New("agent: stopping")

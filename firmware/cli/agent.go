@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/vigil-ha/vigil/firmware/agentd"
+)
+
+func init() {
+	Register(Command{Name: "agent", Summary: "run the agent on this host", Run: runAgent})
+}
+
+const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
+                   [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
+
+Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
+their release to the datastores (peers restart them) and disarms the
+watchdog. SIGHUP reloads the cluster key file.
+
+  --config FILE      the cluster file (checked as 'vigil check' does first)
+  --host NAME        this host's name in it
+  --api SOCKET       local API socket (default /run/vigil/api.sock)
+  --state DIR        host state: incarnation, watchdog marker (default /var/lib/vigil)
+  --watchdog DEVICE  watchdog device (default /dev/watchdog; unix:PATH is the lab's)
+  --vm-dir DIR       the process hypervisor's folder (default STATE/vms)
+  --log-format F     text (default, for a console) or json
+`
+
+func runAgent(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o agentd.Options
+	var format string
+	fs.StringVar(&o.Config, "config", "", "")
+	fs.StringVar(&o.Host, "host", "", "")
+	fs.StringVar(&o.API, "api", agentd.DefaultAPI, "")
+	fs.StringVar(&o.State, "state", agentd.DefaultState, "")
+	fs.StringVar(&o.Watchdog, "watchdog", agentd.DefaultWatchdog, "")
+	fs.StringVar(&o.VMDir, "vm-dir", "", "")
+	fs.StringVar(&format, "log-format", "text", "")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || o.Config == "" || o.Host == "" {
+		if err == nil && fs.NArg() > 0 {
+			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		if err == nil {
+			err = fmt.Errorf("--config and --host are required")
+		}
+		fmt.Fprintf(stderr, "vigil agent: %v\n%s", err, agentUsage)
+		return 2
+	}
+	switch format {
+	case "text":
+		o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	case "json":
+		o.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	default:
+		fmt.Fprintf(stderr, "vigil agent: --log-format %q: use text or json\n", format)
+		return 2
+	}
+	agentd.Version = Version
+	if err := agentd.Run(context.Background(), o); err != nil {
+		fmt.Fprintf(stderr, "vigil agent: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,265 @@
+// Package demo runs vigil's lab demonstration: a real three-host cluster in
+// network namespaces loses one link of one host (nothing is fenced), then
+// one host's power, and the survivors' logs are printed as a timeline that
+// ends with
+//
+//	recovered N/N VMs in T ms (detect X ms, fence Y ms via METHOD)
+//
+// It needs root (namespaces, cgroups, eBPF) and removes the lab when it
+// ends, also when interrupted.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-ha/vigil/firmware/agentd"
+	"github.com/vigil-ha/vigil/tools/lab"
+)
+
+// Options tune the demo.
+type Options struct {
+	Name  string // lab name ("demo")
+	Exe   string // the vigil binary ("" = this one)
+	Out   io.Writer
+	Hosts int // 3
+	Links int // 2
+	VMs   int // 6
+}
+
+// Result is what the demo measured.
+type Result struct {
+	Recovery Recovery
+	CutOK    bool // the link cut fenced nothing and every peer stayed alive
+}
+
+// Run runs the demo; it returns once the lab is down again.
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	if o.Name == "" {
+		o.Name = "demo"
+	}
+	if o.Hosts == 0 {
+		o.Hosts, o.Links, o.VMs = 3, 2, 6
+	}
+	out := o.Out
+	fmt.Fprintf(out, "building lab %q: %d hosts in network namespaces, %d links, %d VMs\n", o.Name, o.Hosts, o.Links, o.VMs)
+	l, err := lab.Up(lab.Options{Name: o.Name, Hosts: o.Hosts, Links: o.Links, VMs: o.VMs, Executable: o.Exe})
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if derr := l.Down(); derr != nil && err == nil {
+			err = derr
+		}
+		fmt.Fprintf(out, "lab %q removed\n", o.Name)
+	}()
+	c := newCluster(l)
+	start := time.Now()
+	placed, err := c.waitRunning(ctx, o.VMs, nil, 30*time.Second)
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "all %d VMs running after %s: %s\n", o.VMs, ms(time.Since(start)), placement(placed))
+
+	// One link of one host.
+	fmt.Fprintf(out, "\n== cut h1's link l1 for 3 s ==\n")
+	t0 := time.Now()
+	if err := l.Cut("h1", "1"); err != nil {
+		return res, err
+	}
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return res, err
+	}
+	res.CutOK, err = c.allAlive(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := l.Heal("h1", "1"); err != nil {
+		return res, err
+	}
+	lines, err := c.logs()
+	if err != nil {
+		return res, err
+	}
+	printTimeline(out, lines, t0, time.Now(), "")
+	if res.CutOK && !fenced(lines, t0) {
+		fmt.Fprintln(out, "every peer stayed alive over link l0; nothing was fenced")
+	} else {
+		res.CutOK = false
+		fmt.Fprintln(out, "UNEXPECTED: a peer was lost or fenced over one cut link")
+	}
+	if err := sleep(ctx, 2*time.Second); err != nil { // the healed link comes back
+		return res, err
+	}
+
+	// One host's power.
+	victim := "h2"
+	lost := placed[victim]
+	fmt.Fprintf(out, "\n== power off %s (running %s) ==\n", victim, strings.Join(lost, ", "))
+	failed := time.Now()
+	if err := l.PowerOff(victim); err != nil {
+		return res, err
+	}
+	if _, err := c.waitRunning(ctx, o.VMs, map[string]bool{victim: true}, 60*time.Second); err != nil {
+		return res, err
+	}
+	if lines, err = c.logs(); err != nil {
+		return res, err
+	}
+	printTimeline(out, lines, failed, time.Now(), victim)
+	res.Recovery = Measure(lines, victim, failed, lost)
+	r := res.Recovery
+	fmt.Fprintf(out, "\nrecovered %d/%d VMs in %d ms (detect %d ms, fence %d ms via %s)\n",
+		r.Recovered, r.Lost, r.Recover.Milliseconds(), r.Detect.Milliseconds(), r.Fence.Milliseconds(), r.Method)
+	return res, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+func placement(placed map[string][]string) string {
+	hosts := make([]string, 0, len(placed))
+	for h := range placed {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var parts []string
+	for _, h := range hosts {
+		parts = append(parts, h+" "+strings.Join(placed[h], ","))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// cluster reads a lab's agents.
+type cluster struct {
+	l     *lab.Lab
+	hosts []string
+}
+
+func newCluster(l *lab.Lab) *cluster {
+	hosts, _ := l.Hosts()
+	return &cluster{l: l, hosts: hosts}
+}
+
+func (c *cluster) api(host string) *agentd.Client {
+	return agentd.NewClient(filepath.Join(c.l.Dir(), host, "api.sock"))
+}
+
+// status asks every host but those in skip; a host that does not answer
+// is left out.
+func (c *cluster) status(ctx context.Context, skip map[string]bool) map[string]*agentd.StatusReply {
+	out := map[string]*agentd.StatusReply{}
+	for _, h := range c.hosts {
+		if skip[h] {
+			continue
+		}
+		var rep agentd.StatusReply
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.api(h).Get(cctx, "/v1/status", &rep)
+		cancel()
+		if err == nil {
+			out[h] = &rep
+		}
+	}
+	return out
+}
+
+// waitRunning polls until n VMs run on the hosts not in skip, and returns
+// them by host.
+func (c *cluster) waitRunning(ctx context.Context, n int, skip map[string]bool, limit time.Duration) (map[string][]string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		placed, count := map[string][]string{}, 0
+		for h, rep := range c.status(ctx, skip) {
+			for _, v := range rep.Status.VMs {
+				if v.State == "running" {
+					placed[h] = append(placed[h], v.Name)
+					count++
+				}
+			}
+		}
+		if count >= n {
+			return placed, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("only %d of %d VMs run after %s: see the agent logs in %s", count, n, limit, c.l.Dir())
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// allAlive reports whether every host answers and takes every peer for
+// alive.
+func (c *cluster) allAlive(ctx context.Context) (bool, error) {
+	st := c.status(ctx, nil)
+	if len(st) != len(c.hosts) {
+		return false, errors.New("a host's agent does not answer")
+	}
+	for _, rep := range st {
+		for _, p := range rep.Status.Peers {
+			if p.Verdict != "alive" {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+func (c *cluster) logs() ([]Line, error) {
+	files := map[string]string{}
+	for _, h := range c.hosts {
+		files[h] = filepath.Join(c.l.Dir(), h, "agent.log")
+	}
+	return ReadLogs(files)
+}
+
+// fenced reports whether any host started a fence after t.
+func fenced(lines []Line, t time.Time) bool {
+	for _, l := range lines {
+		if !l.Time.Before(t) && l.Component == "fence" {
+			return true
+		}
+	}
+	return false
+}
+
+var timelineComponents = map[string]bool{"hb": true, "verdict": true, "fence": true, "assign": true, "vm": true, "coord": true, "agent": true}
+
+// printTimeline prints the lines between from and to, relative to from.
+// Lines of host skip (the failed host) are left out.
+func printTimeline(w io.Writer, lines []Line, from, to time.Time, skip string) {
+	for _, l := range lines {
+		if l.Time.Before(from) || l.Time.After(to) || l.Host == skip || !timelineComponents[l.Component] {
+			continue
+		}
+		fmt.Fprintf(w, "%+8d ms  %s\n", l.Time.Sub(from).Milliseconds(), describe(l))
+	}
+}
+
+// describe renders a line for the timeline.
+func describe(l Line) string {
+	if l.Component != "assign" {
+		return l.Host + "/" + l.Component + ": " + l.Msg
+	}
+	s := fmt.Sprintf("%s/assign: %v -> %v (epoch %v)", l.Host, l.Attrs["vm"], l.Attrs["to"], l.Attrs["epoch"])
+	if from, ok := l.Attrs["from"]; ok {
+		s += fmt.Sprintf(", moved from %v with proof %v: %v", from, l.Attrs["proof"], l.Attrs["detail"])
+	}
+	return s
+}
