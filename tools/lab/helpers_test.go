@@ -92,24 +92,31 @@ var labSeq atomic.Int32
 // testName returns a lab name no other test run uses at the same time.
 func testName() string { return fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1)) }
 
+// benchOptions sets the test binary as agent (unless o has one) and as
+// supervisor.
+func benchOptions(o Options, exe string) Options {
+	o.Executable = exe
+	if o.AgentCommand == nil {
+		o.AgentCommand = func(string) []string { return []string{exe, roleEcho} }
+	}
+	o.SupervisorCommand = func(name string) []string { return []string{exe, roleSupervise, name} }
+	return o
+}
+
 // testLab brings up a lab with stand-in agents (an echo server unless o
 // says otherwise) and the test binary as supervisor, and downs it when the
 // test ends.
-func testLab(t *testing.T, o Options) *Lab {
+func testLab(t testing.TB, o Options) *Lab {
 	t.Helper()
 	privtest.Require(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	o = benchOptions(o, exe)
 	if o.Name == "" {
 		o.Name = testName()
 	}
-	o.Executable = exe
-	if o.AgentCommand == nil {
-		o.AgentCommand = func(string) []string { return []string{exe, roleEcho} }
-	}
-	o.SupervisorCommand = func(name string) []string { return []string{exe, roleSupervise, name} }
 	t.Cleanup(func() {
 		if err := Down(o.Name); err != nil {
 			t.Errorf("down: %v", err)
@@ -258,6 +265,16 @@ func (m *mesh) echoes(from, host string, link int, d time.Duration) bool {
 	c := m.socks[from][link]
 	c.WriteToUDP([]byte(token), &net.UDPAddr{IP: addrOf(m.t, host, link), Port: echoPort})
 	return m.await(from, link, token, time.Now().Add(d))
+}
+
+// answers retries echoes for up to 5 s: the agent may still be starting.
+func (m *mesh) answers(from, host string, link int) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if m.echoes(from, host, link, 200*time.Millisecond) {
+			return true
+		}
+	}
+	return false
 }
 
 // eventually polls cond until it holds or d passes.

@@ -50,7 +50,7 @@ func TestLabNetwork(t *testing.T) {
 				t.Errorf("%s's agent %d is not in %s and %s", h.Name, h.Agent.PID, h.NS, h.Agent.Cgroup)
 			}
 		}
-		if !m.echoes("h2", "h1", 0, 2*time.Second) {
+		if !m.answers("h2", "h1", 0) {
 			t.Error("h1's stand-in agent does not answer on 10.100.0.11")
 		}
 	})
@@ -171,7 +171,7 @@ func TestLabPower(t *testing.T) {
 	l := testLab(t, Options{Hosts: 2, Links: 1})
 	m := newMesh(t, l, []string{"h1", "h2"}, 1)
 	cg := mustState(t, l).Hosts[0].Agent.Cgroup
-	if !m.echoes("h2", "h1", 0, 2*time.Second) {
+	if !m.answers("h2", "h1", 0) {
 		t.Fatal("h1's agent does not answer")
 	}
 
@@ -193,7 +193,7 @@ func TestLabPower(t *testing.T) {
 	if ev, _ := cgroupEvents(cg); ev["frozen"] != "0" {
 		t.Errorf("cgroup.events after thaw: %v, want frozen 0", ev)
 	}
-	if !eventually(2*time.Second, func() bool { return m.echoes("h2", "h1", 0, 200*time.Millisecond) }) {
+	if !m.answers("h2", "h1", 0) {
 		t.Error("a thawed agent does not answer")
 	}
 
@@ -220,7 +220,7 @@ func TestLabPower(t *testing.T) {
 	if h.Off || h.Agent.PID == old || !alive(h.Agent.PID) || !inCgroup(h.Agent.PID, cg) {
 		t.Errorf("after poweron: %+v (old agent %d)", h, old)
 	}
-	if !eventually(2*time.Second, func() bool { return m.echoes("h2", "h1", 0, 200*time.Millisecond) }) {
+	if !m.answers("h2", "h1", 0) {
 		t.Error("the powered-on agent does not answer")
 	}
 
@@ -237,7 +237,7 @@ func TestLabPower(t *testing.T) {
 	if ev, _ := cgroupEvents(cg); ev["frozen"] != "0" {
 		t.Errorf("powered on frozen: %v", ev)
 	}
-	if !eventually(2*time.Second, func() bool { return m.echoes("h2", "h1", 0, 200*time.Millisecond) }) {
+	if !m.answers("h2", "h1", 0) {
 		t.Error("the agent does not answer after a frozen poweroff")
 	}
 }
