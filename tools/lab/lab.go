@@ -28,7 +28,9 @@ type Lab struct {
 // leftovers of a crashed one, writes the state folder and cluster files,
 // builds the namespaces, bridges and veths, attaches and pins the fault
 // program, starts the supervisor and then every host's agent. On failure
-// it removes what it made.
+// it removes what it made. Each TCX attachment waits for an RCU grace
+// period (about 11 ms here), so 16 hosts on 8 links take about 3 s to
+// come up; with /sys/kernel/rcu_expedited set to 1, about 0.5 s.
 func Up(o Options) (*Lab, error) {
 	o, err := o.withDefaults()
 	if err != nil {

@@ -5,10 +5,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/tools/privtest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
@@ -404,4 +406,48 @@ func ping(l *Lab, host string, src net.IP, dst string) error {
 		}
 	}
 	return errors.New("no echo reply within 3s")
+}
+
+// TestUpFromKilledCgroup starts a lab from a process whose cgroup went
+// through cgroup.kill: the kernel kills processes it starts into the lab's
+// fresh cgroups, so the lab moves itself to the root cgroup and retries.
+func TestUpFromKilledCgroup(t *testing.T) {
+	privtest.Require(t)
+	mount, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orig string
+	for _, line := range strings.Split(string(self), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			orig = filepath.Join(mount, p)
+		}
+	}
+	killed := filepath.Join(mount, "vigil-lab", testName()+"-killed")
+	if err := os.MkdirAll(killed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		writeCgroup(orig, "cgroup.procs", strconv.Itoa(os.Getpid()))
+		os.Remove(killed)
+	})
+	if err := writeCgroup(killed, "cgroup.kill", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCgroup(killed, "cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+
+	l := testLab(t, Options{Hosts: 2, Links: 1})
+	s := mustState(t, l)
+	if !alive(s.Supervisor.PID) || !alive(s.Hosts[0].Agent.PID) || !alive(s.Hosts[1].Agent.PID) {
+		t.Fatalf("supervisor or agents died at birth: %+v", s)
+	}
+	if pids, _ := cgroupPIDs(killed); len(pids) != 0 {
+		t.Errorf("the test process stayed in the killed cgroup: %v", pids)
+	}
 }

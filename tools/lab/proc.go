@@ -1,10 +1,13 @@
 package lab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -48,16 +51,69 @@ func startDaemon(ns, cgroup string, argv []string, logPath string, env []string,
 		return 0, fmt.Errorf("lab: open log %s: %w", logPath, err)
 	}
 	defer log.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), env...)
-	cmd.ExtraFiles = files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := startIn(ns, cgroup, cmd); err != nil {
-		return 0, err
+	for try := 0; ; try++ {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.Env = append(os.Environ(), env...)
+		cmd.ExtraFiles = files
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := startIn(ns, cgroup, cmd); err != nil {
+			return 0, err
+		}
+		if !killedAtBirth(cmd) {
+			go cmd.Wait() // reap it if it exits while this process runs
+			return cmd.Process.Pid, nil
+		}
+		if try > 0 {
+			return 0, fmt.Errorf("lab: the kernel killed %s as it was started into %s (fix: start the lab from a process in the root cgroup)", argv[0], cgroup)
+		}
+		// Linux kills a process started with CLONE_INTO_CGROUP when the
+		// starter's cgroup and the target have been through cgroup.kill
+		// a different number of times. The root cgroup never is, like
+		// the lab's freshly made ones: start from there.
+		if err := joinRootCgroup(); err != nil {
+			return 0, err
+		}
 	}
-	go cmd.Wait() // reap it if it exits while this process runs
-	return cmd.Process.Pid, nil
+}
+
+// killedAtBirth reports whether cmd's process, just started, was SIGKILLed
+// by the kernel before it ran; it reaps such a process. A process that
+// exits on its own this early is reaped too, and reported alive: its log
+// says why it stopped.
+func killedAtBirth(cmd *exec.Cmd) bool {
+	if !exiting(cmd.Process.Pid) {
+		return false
+	}
+	cmd.Wait()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// exiting reports whether pid is exiting or dead: its state is Z or X, or
+// its flags have PF_EXITING.
+func exiting(pid int) bool {
+	const pfExiting = 0x4
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 7 {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err != nil || f[0] == "Z" || f[0] == "X" || flags&pfExiting != 0
+}
+
+// joinRootCgroup moves this process into the root of the cgroup2 tree.
+func joinRootCgroup() error {
+	m, err := cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	return writeCgroup(m, "cgroup.procs", strconv.Itoa(os.Getpid()))
 }
 
 // startAgent starts host h's agent and records its PID.
