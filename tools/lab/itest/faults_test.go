@@ -1,0 +1,286 @@
+package itest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// noVerdictChanges fails if any agent changed its verdict on a peer, or
+// started a fence, since t.
+func (c *cluster) noVerdictChanges(t time.Time) {
+	c.t.Helper()
+	for _, comp := range []string{"verdict", "fence"} {
+		for _, l := range c.logged(t, comp, "") {
+			if comp == "verdict" && strings.HasPrefix(l.Msg, "self:") {
+				continue
+			}
+			c.t.Errorf("%s logged %q", l.Host, l.Msg)
+		}
+	}
+}
+
+// onlyOnce fails unless every VM runs as exactly one process in the lab,
+// never in a host of skip.
+func (c *cluster) onlyOnce(vms int, skip ...string) {
+	c.t.Helper()
+	procs := c.vmProcesses()
+	if len(procs) != vms {
+		c.t.Errorf("%d VM processes run, want %d: %v", len(procs), vms, procs)
+	}
+	for vm, ps := range procs {
+		if len(ps) != 1 {
+			c.t.Errorf("S1: %s runs as %d processes: %v", vm, len(ps), ps)
+		}
+		for _, p := range ps {
+			if slices.Contains(skip, p.Host) {
+				c.t.Errorf("%s still runs on %s", vm, p.Host)
+			}
+		}
+	}
+}
+
+// TestOneLinkCut: a host loses one of its two links; nobody is suspected
+// and the heartbeats go on over the other link.
+func TestOneLinkCut(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	if err := c.l.Cut("h1", "1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 sees h1's link 1 down", 5*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && rep.Status.Peers[0].Links[1].State == "down"
+	})
+	hold(3 * time.Second)
+	if err := c.allAlive(""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.status("h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Status.Peers[0]; p.Name != "h1" || p.Links[0].State != "up" || p.Links[0].Ago > 500*time.Millisecond {
+		t.Errorf("h2's view of h1 over link 0: %+v", p)
+	}
+	rep, err = c.status("h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status.Carrier[1] || !rep.Status.Carrier[0] {
+		t.Errorf("h1's carrier per link: %v, want [true false]", rep.Status.Carrier)
+	}
+	if len(c.logged(t0, "hb", "link 1 carrier down")) != 1 {
+		t.Error("h1 did not log its carrier loss once")
+	}
+	c.noVerdictChanges(t0)
+	if err := c.l.Heal("h1", "1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 hears h1 on link 1 again", 10*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && rep.Status.Peers[0].Links[1].State == "up"
+	})
+	c.onlyOnce(6)
+}
+
+// TestLossOnOneLink: 30% loss on one link for 30 s makes no false failure
+// verdict.
+func TestLossOnOneLink(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	if err := c.l.Loss("h2", "0", 30); err != nil {
+		t.Fatal(err)
+	}
+	hold(30 * time.Second)
+	if err := c.allAlive(""); err != nil {
+		t.Fatal(err)
+	}
+	c.noVerdictChanges(t0)
+	if err := c.l.Loss("h2", "0", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.onlyOnce(6)
+}
+
+// TestIsolatedHost: a host loses every link. It finds itself isolated
+// (no peer, no isolation address), shuts its VMs down as its isolation
+// response and releases them; the others restart them on the proof of that
+// release, and fence nobody.
+func TestIsolatedHost(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	mine := c.vmsOn("h3")
+	for _, l := range []string{"0", "1"} {
+		if err := c.l.Cut("h3", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitFor("h3's VMs running on h1 and h2", 40*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h3": true})) == 6
+	})
+	rep, err := c.status("h3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status.Self != "isolated" || len(c.vmsOn("h3")) != 0 {
+		t.Errorf("h3 says it is %s and runs %v; want isolated and nothing", rep.Status.Self, c.vmsOn("h3"))
+	}
+	for _, vm := range mine {
+		moved := false
+		for _, l := range c.logged(t0, "assign", "restart") {
+			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h3" {
+				moved = true
+				if l.Attrs["proof"] != "released" {
+					t.Errorf("%s moved with proof %v, want released", vm, l.Attrs["proof"])
+				}
+			}
+		}
+		if !moved {
+			t.Errorf("no restart of %s logged", vm)
+		}
+	}
+	if f := c.logged(t0, "fence", "fencing"); len(f) > 0 {
+		t.Errorf("an isolated host that released its VMs was fenced: %q", f[0].Msg)
+	}
+	c.onlyOnce(6, "h3")
+	for _, l := range []string{"0", "1"} {
+		if err := c.l.Heal("h3", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitFor("h3 healthy again", 20*time.Second, func() bool {
+		rep, err := c.status("h3")
+		return err == nil && rep.Status.Self == "healthy"
+	})
+	c.onlyOnce(6)
+}
+
+// TestPowerOff: a host loses power; its VMs run again on the others with
+// the lease and watchdog proof (the lab hosts have no BMC).
+func TestPowerOff(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	lost := c.vmsOn("h2")
+	if err := c.l.PowerOff("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2's VMs running on h1 and h3", 30*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h2": true})) == 6
+	})
+	for _, vm := range lost {
+		found := false
+		for _, l := range c.logged(t0, "assign", "restart") {
+			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h2" && l.Attrs["proof"] == "lease-expired" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no restart of %s from h2 with the lease proof", vm)
+		}
+	}
+	c.onlyOnce(6, "h2")
+}
+
+// TestFreezeAndThaw: a host freezes (every process stopped, as a hung
+// kernel) and is thawed.
+//
+// Frozen for less than its watchdog timeout, it resumes with its VMs and
+// nobody has restarted them. Frozen for longer, its watchdog, not petted,
+// resets it, and only after that do the others restart its VMs (the lease
+// proof waits out the watchdog): when it is thawed, none of its old VM
+// processes runs.
+func TestFreezeAndThaw(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	mine := c.vmsOn("h2")
+	before := c.vmProcesses()
+
+	t0 := time.Now()
+	if err := c.l.Freeze("h2"); err != nil {
+		t.Fatal(err)
+	}
+	hold(2 * time.Second) // under the 4 s watchdog timeout
+	if err := c.l.Thaw("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("everyone takes h2 for alive again", 10*time.Second, func() bool { return c.allAlive("") == nil })
+	if f := c.logged(t0, "fence", ""); len(f) > 0 {
+		t.Errorf("a 2 s freeze led to %s: %q", f[0].Host, f[0].Msg)
+	}
+	if r := c.logged(t0, "assign", "restart"); len(r) > 0 {
+		t.Errorf("a 2 s freeze led to a restart: %v", r[0].Text())
+	}
+	c.onlyOnce(6)
+	for _, vm := range mine {
+		if now := c.vmProcesses()[vm]; len(now) != 1 || now[0] != before[vm][0] {
+			t.Errorf("%s was %v before the freeze, is %v after", vm, before[vm], now)
+		}
+	}
+
+	t1 := time.Now()
+	if err := c.l.Freeze("h2"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := func() bool {
+		n := 0
+		for _, l := range c.logged(t1, "assign", "restart") {
+			if l.Attrs["from"] == "h2" {
+				n++
+			}
+		}
+		return n >= len(mine) && len(c.running(nil)) == 6
+	}
+	c.waitFor("h2's VMs restarted", 40*time.Second, restarted)
+	fired := supervisorSaid(t, c, "watchdog fired on h2")
+	if fired.IsZero() || fired.Before(t1) {
+		t.Fatalf("h2's watchdog did not fire during the freeze (at %v)", fired)
+	}
+	for _, l := range c.logged(t1, "assign", "restart") {
+		if l.Attrs["from"] == "h2" && l.Time.Before(fired) {
+			t.Errorf("%v restarted at %s, before h2's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), fired.Format(time.StampMilli))
+		}
+	}
+	if err := c.l.Thaw("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 back and healthy", 30*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && rep.Status.Self == "healthy"
+	})
+	c.onlyOnce(6)
+	after := c.vmProcesses()
+	for _, vm := range mine {
+		if len(after[vm]) == 1 && after[vm][0] == before[vm][0] {
+			t.Errorf("the thawed h2 still runs its old %s process %v", vm, before[vm][0])
+		}
+	}
+}
+
+// supervisorSaid returns the time of the supervisor's first log line
+// containing sub, or the zero time.
+func supervisorSaid(t *testing.T, c *cluster, sub string) time.Time {
+	data, err := os.ReadFile(filepath.Join(c.l.Dir(), "supervisor.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, sub) {
+			continue
+		}
+		// log.LstdFlags|Lmicroseconds: "2006/01/02 15:04:05.000000 msg"
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		at, err := time.ParseInLocation("2006/01/02 15:04:05.000000", f[0]+" "+f[1], time.Local)
+		if err != nil {
+			t.Fatalf("supervisor.log: %v", fmt.Errorf("%q: %w", line, err))
+		}
+		return at
+	}
+	return time.Time{}
+}
