@@ -178,8 +178,10 @@ func (c *cluster) vmProcesses() map[string][]vmProc {
 }
 
 // waitFor waits until cond holds, failing the test after limit. cond is
-// checked at once and again whenever an agent or the supervisor logs
-// something: every change of a VM, a verdict or a lease is logged.
+// checked at once, whenever an agent or the supervisor logs something
+// (every change of a VM, a verdict or a lease is logged), and every 250 ms
+// for what is not logged (a single link's detector state). The agents run
+// on the real clock: there is no virtual time to advance here.
 func (c *cluster) waitFor(what string, limit time.Duration, cond func() bool) {
 	c.t.Helper()
 	if cond() {
@@ -191,9 +193,15 @@ func (c *cluster) waitFor(what string, limit time.Duration, cond func() bool) {
 	}
 	defer f.Close()
 	deadline := time.After(limit)
+	every := time.NewTicker(250 * time.Millisecond)
+	defer every.Stop()
 	for {
 		select {
 		case <-f.C:
+			if cond() {
+				return
+			}
+		case <-every.C:
 			if cond() {
 				return
 			}
