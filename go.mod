@@ -10,5 +10,3 @@ require (
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 )
-
-require github.com/mdlayher/watchdog v0.0.0-20221003142519-49be0df7b3b5
