@@ -259,6 +259,18 @@ func (l *Link) Restart(now time.Duration) {
 	l.flags |= linkNoGap
 }
 
+// Reset forgets the jitter estimate (back to cfg's starting mean and
+// deviation) and takes the next heartbeat as a fresh start, not as a gap
+// sample; the silence clock runs on. It is for a peer that restarted: the
+// gap between its two lives is no jitter, and its old gaps say nothing of
+// its new one.
+func (l *Link) Reset(cfg *DetectorConfig) {
+	l.mean, l.dev = micros(max(cfg.Interval, time.Microsecond)), micros(cfg.Interval/4)
+	if l.flags&linkHeard != 0 {
+		l.flags |= linkNoGap
+	}
+}
+
 // Estimate is the link's smoothed inter-arrival mean and mean deviation.
 // Before its first gap, a Link that was never Init'ed reports cfg's start.
 func (l *Link) Estimate(cfg *DetectorConfig) (mean, dev time.Duration) {
@@ -355,6 +367,13 @@ func (p *Peer) Link(i int) *Link { return &p.links[i] }
 func (p *Peer) Restart(now time.Duration) {
 	for i := range p.links {
 		p.links[i].Restart(now)
+	}
+}
+
+// Reset resets every link's estimate (see Link.Reset).
+func (p *Peer) Reset(cfg *DetectorConfig) {
+	for i := range p.links {
+		p.links[i].Reset(cfg)
 	}
 }
 

@@ -159,3 +159,31 @@ func TestOutageIsNotJitter(t *testing.T) {
 		t.Fatalf("timeout %v after a healed 20s outage, %v before: the outage was learnt as jitter", after, before)
 	}
 }
+
+// TestResetForgetsTheGap: after a Reset (the peer restarted), the gap
+// between the last heartbeat of the old life and the first of the new is no
+// sample, and the estimate starts afresh.
+func TestResetForgetsTheGap(t *testing.T) {
+	cfg := &DetectorConfig{Interval: 100 * time.Millisecond, Floor: 500 * time.Millisecond}
+	for _, reset := range []bool{false, true} {
+		var l Link
+		l.Init(cfg)
+		now := time.Duration(0)
+		for i := 0; i < 50; i++ {
+			now += 100 * time.Millisecond
+			l.Heard(now)
+		}
+		if reset {
+			l.Reset(cfg)
+		}
+		now += 900 * time.Millisecond // the restart: under the outage bound, so a sample unless reset
+		l.Heard(now)
+		mean, _ := l.Estimate(cfg)
+		if learnt := mean > 150*time.Millisecond; learnt == reset {
+			t.Errorf("reset=%v: mean %v after a 900 ms gap", reset, mean)
+		}
+		if st := l.State(now+400*time.Millisecond, cfg); st == Down {
+			t.Errorf("reset=%v: down 400 ms after a heartbeat", reset)
+		}
+	}
+}

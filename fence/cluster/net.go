@@ -93,6 +93,9 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 	if m.Incarnation < ph.inc {
 		return // a packet from an earlier life of the peer
 	}
+	if ph.heard && m.Incarnation > ph.inc {
+		ph.net.Reset(&n.det) // the gap between its lives is no jitter
+	}
 	ph.net.Link(m.Link).Heard(now)
 	n.lastPeer = now
 	if m.Incarnation != ph.inc || !ph.heard {

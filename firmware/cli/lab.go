@@ -32,7 +32,7 @@ veth per link (ethL, 10.(100+L).0.(10+N)), each link a bridge brL in a hub
 namespace (10.(100+L).0.1, the isolation address). Its files are in
 /run/vigil-lab/NAME; NAME defaults to "lab". Needs root.
 
-up         bring up N hosts (1 to 16) and L links (1 to 8), M VMs (default
+up         bring up N hosts (1 to 32) and L links (1 to 8), M VMs (default
            2 per host); an existing lab of that name is removed first
 down       kill every process of the lab and remove all it made
 status     hosts, power, agent PIDs, links and watchdogs

@@ -14,7 +14,7 @@ import (
 
 // Limits of a lab.
 const (
-	MaxHosts = 16 // hosts of one lab
+	MaxHosts = 32 // hosts of one lab
 	MaxLinks = 8  // heartbeat links of one lab
 	// DefaultName is the lab's name when Options.Name is empty.
 	DefaultName = "lab"

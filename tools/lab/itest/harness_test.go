@@ -56,14 +56,14 @@ func run(m *testing.M) int {
 
 // cluster is one lab under test.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	l     *lab.Lab
 	hosts []string
 }
 
 // newCluster brings up a lab of hosts hosts, links links and two VMs per
 // host, and waits until every VM runs. The lab goes down with the test.
-func newCluster(t *testing.T, hosts, links int) *cluster {
+func newCluster(t testing.TB, hosts, links int) *cluster {
 	t.Helper()
 	privtest.Require(t)
 	tag := make([]byte, 3)

@@ -1,0 +1,100 @@
+package itest
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkLabDetect powers a lab host off 20 times at the default 100 ms
+// heartbeat and measures, from the power loss, the first survivor logging
+// it silent on every link. The figures are the median and the worst of the
+// 20 (targets: under 600 ms and under 1 s).
+func BenchmarkLabDetect(b *testing.B) {
+	for b.Loop() {
+		c := newCluster(b, 3, 2)
+		var got []time.Duration
+		for trial := 0; trial < 20; trial++ {
+			t0 := time.Now()
+			if err := c.l.PowerOff("h3"); err != nil {
+				b.Fatal(err)
+			}
+			var d time.Duration
+			c.waitFor("a survivor notices h3", 5*time.Second, func() bool {
+				for _, l := range c.logged(t0, "hb", "h3 silent on all links") {
+					d = l.Time.Sub(t0)
+					return true
+				}
+				return false
+			})
+			got = append(got, d)
+			if err := c.l.PowerOn("h3"); err != nil {
+				b.Fatal(err)
+			}
+			c.waitFor("h3 back", 20*time.Second, func() bool {
+				rep, err := c.status("h3")
+				return err == nil && rep.Status.Self == "healthy" && c.allAlive("") == nil
+			})
+		}
+		slices.Sort(got)
+		b.ReportMetric(float64((got[9]+got[10])/2)/1e6, "median-ms")
+		b.ReportMetric(float64(got[len(got)-1])/1e6, "worst-ms")
+		b.ReportMetric(float64(got[0])/1e6, "best-ms")
+	}
+}
+
+// BenchmarkAgentCPU runs 17 hosts on 2 links (each agent hears 16 peers at
+// 10 Hz per link) and reports the CPU each agent used over 20 s, as a
+// percentage of one core (target: under 1%).
+func BenchmarkAgentCPU(b *testing.B) {
+	for b.Loop() {
+		c := newCluster(b, 17, 2)
+		hold(3 * time.Second) // settle after the start
+		pids := c.agentPIDs()
+		start := cpuTicks(b, pids)
+		t0 := time.Now()
+		hold(20 * time.Second)
+		end := cpuTicks(b, pids)
+		elapsed := time.Since(t0).Seconds()
+		var worst, sum float64
+		for i := range pids {
+			pct := float64(end[i]-start[i]) / 100 / elapsed * 100 // USER_HZ is 100
+			sum += pct
+			worst = max(worst, pct)
+		}
+		b.ReportMetric(sum/float64(len(pids)), "cpu-%/host")
+		b.ReportMetric(worst, "worst-cpu-%")
+	}
+}
+
+func (c *cluster) agentPIDs() []int {
+	st, err := c.l.Status()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var pids []int
+	for _, h := range st.Hosts {
+		pids = append(pids, h.AgentPID)
+	}
+	return pids
+}
+
+// cpuTicks reads utime+stime of each process, in USER_HZ ticks.
+func cpuTicks(b *testing.B, pids []int) []int64 {
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = ut + st
+	}
+	return out
+}
