@@ -120,6 +120,16 @@ func (n *NICs) Run(recv func(link int, data []byte, from netip.AddrPort, at time
 	n.s.run(recv, ev)
 }
 
+// Drain passes every datagram waiting on any link's socket to recv, on the
+// calling goroutine, without blocking, and returns how many it passed. It
+// is for a caller that reads on its own schedule (Run with a nil recv)
+// rather than being woken by every datagram: at is still the time the
+// kernel received each one, so a late read does not make a peer look
+// fresher than it is.
+func (n *NICs) Drain(recv func(link int, data []byte, from netip.AddrPort, at time.Time)) (int, error) {
+	return n.s.drain(recv)
+}
+
 // Send sends pkt on link to every peer of that link. It tries every peer and
 // returns the first error (a *SendError). It does not allocate unless a
 // send fails, and never blocks: a full socket buffer is an error.

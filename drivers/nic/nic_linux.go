@@ -30,6 +30,7 @@ type state struct {
 	ran    bool
 	stop   chan struct{} // closed by close
 	wg     sync.WaitGroup
+	dbuf   drainBuf // Drain's buffers (one Drain at a time)
 }
 
 // link is one open link.
@@ -187,6 +188,21 @@ func (l *link) openSocket(local netip.Addr, port int) error {
 	return nil
 }
 
+// detach replaces the link's socket by a duplicate the runtime's poller
+// does not watch (closing the original unregisters it), for Drain.
+func (l *link) detach() error {
+	fd, err := unix.FcntlInt(uintptr(l.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("nic: link %d: duplicate the socket: %w", l.id, err)
+	}
+	if err := l.conn.Close(); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("nic: link %d: close the polled socket: %w", l.id, err)
+	}
+	l.conn, l.fd = nil, fd
+	return nil
+}
+
 // setPeers caches the socket address of every valid peer.
 func (l *link) setPeers(addrs []netip.Addr, port int) {
 	for _, a := range addrs {
@@ -288,7 +304,20 @@ func (s *state) run(recv func(int, []byte, netip.AddrPort, time.Time), ev func(L
 		return
 	}
 	s.ran = true
+	if recv == nil {
+		// The caller drains the sockets itself: take them out of the
+		// runtime's poller, which would otherwise wake the process for
+		// every datagram only to find nobody waiting for it.
+		for i := range s.links {
+			if err := s.links[i].detach(); err != nil {
+				s.cfg.report(err)
+			}
+		}
+	}
 	for i := range s.links {
+		if recv == nil {
+			break
+		}
 		s.wg.Add(1)
 		go s.read(&s.links[i], recv)
 	}
@@ -328,6 +357,10 @@ func (s *state) release() error {
 		l := &s.links[i]
 		if l.conn != nil {
 			if err := l.conn.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("nic: link %d: close the socket: %w", i, err))
+			}
+		} else if l.fd > 0 {
+			if err := unix.Close(l.fd); err != nil {
 				errs = append(errs, fmt.Errorf("nic: link %d: close the socket: %w", i, err))
 			}
 		}

@@ -352,3 +352,58 @@ func TestIPv6(t *testing.T) {
 		})
 	}
 }
+
+// TestDrain: with no reader (Run with a nil recv), datagrams wait in the
+// sockets until Drain passes them on, each on its own link, stamped with
+// the kernel's receive time rather than the time of the Drain.
+func TestDrain(t *testing.T) {
+	l := newLab(t)
+	a := mustOpenIn(t, l.a, hostConfig(t, 0))
+	b := mustOpenIn(t, l.b, hostConfig(t, 1))
+	a.Run(nil, nil)
+	rxB, _ := collect(b)
+	exchange(t, a, 0, rxB) // the links carry traffic
+	exchange(t, a, 1, rxB)
+	if n, err := a.Drain(func(int, []byte, netip.AddrPort, time.Time) {}); err != nil {
+		t.Fatalf("Drain of idle sockets: %d, %v", n, err)
+	}
+	sent := time.Now()
+	for link := range 2 {
+		for i := range 3 {
+			if err := b.Send(link, fmt.Appendf(nil, "link=%d #%d", link, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []datagram
+	deadline := time.After(waitLimit)
+	for len(got) < 6 {
+		select {
+		case <-deadline:
+			t.Fatalf("drained %d of 6 datagrams: %v", len(got), got)
+		case <-time.After(20 * time.Millisecond): // let the kernel queue them: the point of Drain
+		}
+		_, err := a.Drain(func(link int, data []byte, from netip.AddrPort, at time.Time) {
+			got = append(got, datagram{link, string(data), from, at})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	drained := time.Now()
+	for _, d := range got {
+		if !strings.HasPrefix(d.data, fmt.Sprintf("link=%d ", d.link)) {
+			t.Errorf("%q drained as link %d", d.data, d.link)
+		}
+		if d.from.Addr() != netip.MustParseAddr(labB[d.link]) {
+			t.Errorf("%q from %v", d.data, d.from)
+		}
+		if d.at.Before(sent) || !d.at.Before(drained) {
+			t.Errorf("%q stamped %v: not between the send (%v) and the drain (%v)", d.data, d.at, sent, drained)
+		}
+	}
+	a.Close()
+	if _, err := a.Drain(func(int, []byte, netip.AddrPort, time.Time) {}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Drain after Close: %v, want ErrClosed", err)
+	}
+}

@@ -27,3 +27,7 @@ func (*state) probe(int, time.Duration) error { return errUnsupported }
 func (*state) device(int) string { return "" }
 
 func (*state) close() error { return errUnsupported }
+
+func (*state) drain(func(int, []byte, netip.AddrPort, time.Time)) (int, error) {
+	return 0, errUnsupported
+}

@@ -63,7 +63,8 @@ func (n *Node) sendHeartbeats(now time.Duration) {
 // taken (same incarnation and digest version) only feeds the failure
 // detector, and Heard takes it and reports true. For any other it changes
 // nothing and reports false; the shell then steps the node with Received.
-// It never has actions.
+// It never has actions. now may be when the heartbeat arrived (a kernel
+// stamp) rather than when the shell got to it, so a little in the past.
 func (n *Node) Heard(now time.Duration, m *hb.Message) bool {
 	if !n.started || !n.fromPeer(m) {
 		return false
@@ -73,7 +74,7 @@ func (n *Node) Heard(now time.Duration, m *hb.Message) bool {
 		return false
 	}
 	ph.net.Link(m.Link).Heard(now)
-	n.lastPeer = now
+	n.lastPeer = max(n.lastPeer, now)
 	return true
 }
 
@@ -97,7 +98,7 @@ func (n *Node) received(now time.Duration, m *hb.Message) {
 		ph.net.Reset(&n.det) // the gap between its lives is no jitter
 	}
 	ph.net.Link(m.Link).Heard(now)
-	n.lastPeer = now
+	n.lastPeer = max(n.lastPeer, now)
 	if m.Incarnation != ph.inc || !ph.heard {
 		if ph.heard {
 			n.logf(slog.LevelInfo, "hb", "%s restarted (incarnation %d)", n.name(m.From), m.Incarnation)

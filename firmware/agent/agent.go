@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/hb"
 )
@@ -21,6 +23,15 @@ func (a *Agent) Node() *cluster.Node { return a.node }
 // but itself takes the core's fast path (Node.Heard), any other a full step.
 func (a *Agent) Heartbeat(m *hb.Message) {
 	if !a.node.Heard(a.env.Now(), m) {
+		a.Handle(cluster.Received{Msg: m})
+	}
+}
+
+// HeartbeatAt is Heartbeat for a heartbeat that arrived at at (the
+// environment's clock, earlier than Now when the shell read it late): the
+// detector counts it from its arrival.
+func (a *Agent) HeartbeatAt(at time.Duration, m *hb.Message) {
+	if !a.node.Heard(at, m) {
 		a.Handle(cluster.Received{Msg: m})
 	}
 }

@@ -65,3 +65,25 @@ func TestHandleCarriesOutActions(t *testing.T) {
 		t.Fatal("Node() is nil")
 	}
 }
+
+// TestHeartbeatAtCountsFromArrival: a heartbeat read late counts from when
+// it arrived, not from when the shell got to it.
+func TestHeartbeatAtCountsFromArrival(t *testing.T) {
+	env := &recorder{now: 5 * time.Second}
+	a := New(cluster.NewNode(cluster.Config{Spec: spec(), Self: 0, Incarnation: 1}), env)
+	a.Handle(cluster.Tick{})
+	m := &hb.Message{From: 1, Incarnation: 7, Link: 0, Coordinator: -1, Version: 3}
+	a.HeartbeatAt(env.now, m) // a new view: the full step
+	for i := 1; i <= 3; i++ {
+		env.now += 100 * time.Millisecond
+		m.Seq = uint64(i)
+		a.HeartbeatAt(env.now-40*time.Millisecond, m) // the fast path, read 40 ms late
+	}
+	links := a.Node().Status(env.now).Peers[0].Links
+	if links[0].Ago != 40*time.Millisecond || links[0].State != "up" {
+		t.Fatalf("link 0 of h2: %+v; want last heard 40ms ago, up", links[0])
+	}
+	if links[1].Heard {
+		t.Fatalf("link 1 heard: %+v", links[1])
+	}
+}

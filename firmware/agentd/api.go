@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-ha/vigil/fence/cluster"
@@ -22,7 +21,6 @@ type StatusReply struct {
 	Uptime     time.Duration
 	Status     cluster.Status
 	Drops      map[string]uint64 // heartbeats dropped, per reason
-	Overruns   uint64            // heartbeats dropped because the agent fell behind
 	SendErrors []uint64          // per link, sends that failed (a NIC without carrier)
 	Pets       uint64            // watchdog pets so far
 	Links      []string          // local device of each link
@@ -142,7 +140,7 @@ func (d *daemon) call(ctx context.Context, f func()) error {
 
 func (d *daemon) statusReply() StatusReply {
 	rep := StatusReply{Version: Version, Uptime: time.Since(d.start).Round(time.Millisecond), Status: d.node.Status(env{d}.Now()),
-		Drops: d.drops.Snapshot(), Overruns: atomic.LoadUint64(&d.overruns), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
+		Drops: d.drops.Snapshot(), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
 	for l := range d.cfg.Links {
 		rep.Links = append(rep.Links, d.nics.Device(l))
 	}

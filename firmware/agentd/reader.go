@@ -1,15 +1,14 @@
 package agentd
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/vigil-ha/vigil/hb"
 )
 
-// reader authenticates the datagrams of one link on that link's NIC
-// goroutine, so that forged, replayed or malformed packets never reach the
-// loop, and hands each good heartbeat to the loop as its own Message.
+// reader authenticates the datagrams of one link, on the loop: forged,
+// replayed or malformed packets are counted and dropped, good heartbeats go
+// to the core, counted from their arrival.
 type reader struct {
 	d      *daemon
 	link   int
@@ -25,7 +24,7 @@ func (d *daemon) newReader(link int) *reader {
 		guard: hb.NewReplayGuard(len(d.cfg.Hosts), len(d.cfg.Links))}
 }
 
-func (r *reader) packet(data []byte) {
+func (r *reader) packet(data []byte, at time.Duration) {
 	d := r.d
 	if ring, gen := d.keys.get(); gen != r.keyGen {
 		r.codec.SetKeyring(ring)
@@ -43,11 +42,5 @@ func (r *reader) packet(data []byte) {
 		d.drops.AddErr(err)
 		return
 	}
-	m := r.m
-	m.Assignments = append([]hb.Assignment(nil), r.m.Assignments...)
-	select {
-	case d.msgs <- &m:
-	default:
-		atomic.AddUint64(&d.overruns, 1)
-	}
+	d.ag.HeartbeatAt(at, &r.m)
 }

@@ -43,14 +43,14 @@ type daemon struct {
 	hv      *proc.Hypervisor
 	wd      watchdog.Device
 
-	events chan cluster.Event
-	msgs   chan *hb.Message
-	calls  chan func()
+	events  chan cluster.Event
+	calls   chan func()
+	readers []*reader // per link, on the loop
 
 	drops      hb.Counters
-	overruns   uint64 // heartbeats dropped because the loop fell behind
 	sendErrors []uint64
 	pets       uint64
+	lastPet    time.Duration
 	onceMu     sync.Mutex
 	once       map[string]bool
 }
@@ -102,7 +102,7 @@ func setup(opts Options) (*daemon, error) {
 		return nil, fmt.Errorf("agent: host %q is not in %s: pass --host with one of the [[hosts]] names", opts.Host, opts.Config)
 	}
 	d := &daemon{opts: opts, cfg: cfg, spec: cfg.Spec(), self: self, start: time.Now(), once: map[string]bool{},
-		events: make(chan cluster.Event, 256), msgs: make(chan *hb.Message, 1024), calls: make(chan func())}
+		events: make(chan cluster.Event, 256), calls: make(chan func())}
 	d.log = opts.Logger.With("host", opts.Host)
 	ring, err := hb.LoadKeyFile(cfg.Cluster.KeyFile)
 	if err != nil {
@@ -193,13 +193,13 @@ func (d *daemon) openNICs() error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	d.nics = n
-	readers := make([]*reader, len(c.Links))
-	for l := range readers {
-		readers[l] = d.newReader(l)
+	d.readers = make([]*reader, len(c.Links))
+	for l := range d.readers {
+		d.readers[l] = d.newReader(l)
 	}
-	n.Run(func(link int, data []byte, from netip.AddrPort, at time.Time) {
-		readers[link].packet(data)
-	}, func(ev nic.LinkEvent) {
+	// No reader goroutines: the loop drains the sockets on its own
+	// schedule (see loop), so a heartbeat costs no wake-up of its own.
+	n.Run(nil, func(ev nic.LinkEvent) {
 		d.post(cluster.LinkChanged{Link: ev.Link, Up: ev.Up})
 	})
 	return nil
@@ -245,17 +245,21 @@ func (d *daemon) loop(ctx context.Context) error {
 		return err
 	}
 	defer api.Close()
-	tick := time.NewTicker(d.spec.Timing.Heartbeat)
-	defer tick.Stop()
+	// The loop wakes drainsPerTick times a heartbeat interval to take the
+	// heartbeats queued in the sockets (their kernel stamps keep the
+	// detector exact), and ticks the core on every drainsPerTick-th.
+	drain := time.NewTicker(d.spec.Timing.Heartbeat / drainsPerTick)
+	defer drain.Stop()
 	d.ag.Handle(cluster.Tick{})
 	var stopBy time.Time
 	done := ctx.Done()
-	for {
+	for n := 1; ; {
 		select {
-		case <-tick.C:
-			d.ag.Handle(cluster.Tick{})
-		case m := <-d.msgs:
-			d.ag.Heartbeat(m)
+		case <-drain.C:
+			d.drain()
+			if n++; n%drainsPerTick == 0 {
+				d.ag.Handle(cluster.Tick{})
+			}
 		case ev := <-d.events:
 			d.ag.Handle(ev)
 		case f := <-d.calls:
@@ -290,6 +294,20 @@ func (d *daemon) loop(ctx context.Context) error {
 			return fmt.Errorf("agent: could not release its VMs within %s: exiting with the watchdog armed, so the host is reset and peers restart its VMs after the lease proof", d.opts.StopTimeout)
 		}
 	}
+}
+
+// drainsPerTick is how many times per heartbeat interval the loop reads
+// the sockets: a new view (an assignment) waits at most a quarter interval.
+const drainsPerTick = 1
+
+func (d *daemon) drain() {
+	if _, err := d.nics.Drain(d.packet); err != nil {
+		d.logOnce("drain:"+err.Error(), slog.LevelError, "reading heartbeats failed", "component", "hb", "err", err)
+	}
+}
+
+func (d *daemon) packet(link int, data []byte, _ netip.AddrPort, at time.Time) {
+	d.readers[link].packet(data, at.Sub(d.start))
 }
 
 func (d *daemon) reloadKeys() {

@@ -115,9 +115,6 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		}
 	}
 	sort.Strings(drops)
-	if r.Overruns > 0 {
-		drops = append(drops, fmt.Sprintf("overrun %d", r.Overruns))
-	}
 	if len(drops) > 0 {
 		fmt.Fprintf(w, "heartbeats dropped: %s\n", strings.Join(drops, ", "))
 	}
