@@ -153,30 +153,31 @@ func (h *Hypervisor) end(name, op string, sig syscall.Signal, timeout time.Durat
 	if err := w.signal(sig); err != nil {
 		return fail(err)
 	}
-	if sig != syscall.SIGKILL {
-		t := time.NewTimer(timeout)
+	// exited waits up to d for the VM to exit.
+	exited := func(d time.Duration) (bool, error) {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-w.done:
-			return nil
+			return true, nil
 		case <-h.quit:
-			return fail(ErrClosed)
+			return false, fail(ErrClosed)
 		case <-t.C:
+			return false, nil
+		}
+	}
+	if sig != syscall.SIGKILL {
+		if done, err := exited(timeout); done || err != nil {
+			return err
 		}
 		if err := w.signal(syscall.SIGKILL); err != nil {
 			return fail(err)
 		}
 	}
-	t := time.NewTimer(killWait)
-	defer t.Stop()
-	select {
-	case <-w.done:
-		return nil
-	case <-h.quit:
-		return fail(ErrClosed)
-	case <-t.C:
-		return fail(fmt.Errorf("still running %v after SIGKILL (stuck in the kernel?)", killWait))
+	if done, err := exited(killWait); done || err != nil {
+		return err
 	}
+	return fail(fmt.Errorf("still running %v after SIGKILL (stuck in the kernel?)", killWait))
 }
 
 // Running returns the sorted names of the VMs that run, from the pidfiles:
