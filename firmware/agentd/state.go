@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,9 @@ func nextIncarnation(dir string, wall time.Time) (uint64, error) {
 	switch {
 	case err == nil:
 		prev, err = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+		if err == nil && prev == math.MaxUint64 {
+			err = errors.New("no incarnation above it")
+		}
 		if err != nil {
 			return 0, fmt.Errorf("agent: %s: %w: remove the file to start afresh", path, err)
 		}

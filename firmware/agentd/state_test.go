@@ -85,6 +85,10 @@ func TestNextIncarnationErrors(t *testing.T) {
 			writeOrFail(t, filepath.Join(dir, "incarnation"), "18446744073709551616\n")
 			return dir
 		}, []string{filepath.Join("DIR", "incarnation"), "remove the file"}, strconv.ErrRange},
+		{"no incarnation above it", func(t *testing.T, dir string) string {
+			writeOrFail(t, filepath.Join(dir, "incarnation"), "18446744073709551615\n")
+			return dir
+		}, []string{filepath.Join("DIR", "incarnation"), "no incarnation above it", "remove the file"}, nil},
 		{"negative number", func(t *testing.T, dir string) string {
 			writeOrFail(t, filepath.Join(dir, "incarnation"), "-3\n")
 			return dir

@@ -96,7 +96,11 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		if ds.Failing {
 			state = "FAILING"
 		}
-		fmt.Fprintf(w, "datastore %d: %s, lease renewed %s ago\n", d, state, dur(ds.Renewed))
+		if ds.Renewed < 0 {
+			fmt.Fprintf(w, "datastore %d: %s, lease never renewed\n", d, state)
+		} else {
+			fmt.Fprintf(w, "datastore %d: %s, lease renewed %s ago\n", d, state, dur(ds.Renewed))
+		}
 	}
 	if len(s.VMs) == 0 {
 		fmt.Fprintln(w, "VMs: none")

@@ -65,6 +65,9 @@ func TestPrintAgentStatus(t *testing.T) {
 			"VM web: released (epoch 5), maintenance",
 			"heartbeats dropped: bad-mac 1, replayed 2, unknown-key 12",
 		}, []string{"maintenance,", "stopping", "truncated", "VMs: none"}},
+		{"never renewed", func(r *agentd.StatusReply) { r.Status.Datastores[0].Renewed = -1 }, []string{
+			"datastore 0: ok, lease never renewed",
+		}, []string{"never ago"}},
 		{"in maintenance", func(r *agentd.StatusReply) { r.Status.Maintenance = true }, []string{
 			"host h1: healthy, coordinator h1, lease fresh, in maintenance",
 		}, []string{"stopping"}},
