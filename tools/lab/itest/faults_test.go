@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -283,4 +284,46 @@ func supervisorSaid(t *testing.T, c *cluster, sub string) time.Time {
 		return at
 	}
 	return time.Time{}
+}
+
+// TestAgentStop: SIGTERM stops an agent cleanly: it stops its VMs,
+// releases them (the others restart them on proof (a), fencing nobody),
+// disarms its watchdog and exits 0.
+func TestAgentStop(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	mine := c.vmsOn("h2")
+	pid := c.agentPIDs()[1]
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2's VMs running on h1 and h3", 30*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h2": true})) == 6
+	})
+	for _, vm := range mine {
+		moved := false
+		for _, l := range c.logged(t0, "assign", "restart") {
+			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h2" {
+				moved = l.Attrs["proof"] == "released"
+			}
+		}
+		if !moved {
+			t.Errorf("%s not restarted from h2 on proof (a)", vm)
+		}
+	}
+	c.waitFor("h2's agent gone", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	if len(c.logged(t0, "agent", "stopped: every VM released")) != 1 || len(c.logged(t0, "wd", "watchdog disarmed")) != 1 {
+		t.Error("h2 did not log its clean stop and the disarm")
+	}
+	st, err := c.l.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := st.Hosts[1].Watchdog; !w.Known || w.Armed {
+		t.Errorf("h2's watchdog after a clean stop: %+v, want known and disarmed", w)
+	}
+	if f := c.logged(t0, "fence", "fencing"); len(f) > 0 {
+		t.Errorf("a cleanly stopped host was fenced: %q", f[0].Msg)
+	}
+	c.onlyOnce(6, "h2")
 }
