@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,10 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := demo.Run(ctx, demo.Options{Out: stdout})
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "vigil demo: interrupted")
+		return 130
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil demo: %v\n", err)
 		return 1
