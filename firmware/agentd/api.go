@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/hb"
 )
 
 // StatusReply is GET /v1/status.
@@ -23,6 +24,7 @@ type StatusReply struct {
 	Drops      map[string]uint64 // heartbeats dropped, per reason
 	SendErrors []uint64          // per link, sends that failed (a NIC without carrier)
 	Pets       uint64            // watchdog pets so far
+	Keys       []hb.KeyInfo      // the cluster keys in force (ids, never the keys)
 	Links      []string          // local device of each link
 }
 
@@ -140,11 +142,16 @@ func (d *daemon) call(ctx context.Context, f func()) error {
 
 func (d *daemon) statusReply() StatusReply {
 	rep := StatusReply{Version: Version, Uptime: time.Since(d.start).Round(time.Millisecond), Status: d.node.Status(env{d}.Now()),
-		Drops: d.drops.Snapshot(), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
+		Keys: d.codecKeys(), Drops: d.drops.Snapshot(), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
 	for l := range d.cfg.Links {
 		rep.Links = append(rep.Links, d.nics.Device(l))
 	}
 	return rep
+}
+
+func (d *daemon) codecKeys() []hb.KeyInfo {
+	ring, _ := d.keys.get()
+	return ring.Info()
 }
 
 func reply(w http.ResponseWriter, v any, err error) {

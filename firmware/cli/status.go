@@ -112,6 +112,16 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, k := range r.Keys {
+		use := "accepted"
+		if k.Signs {
+			use = "signs"
+		}
+		if !k.AcceptUntil.IsZero() {
+			use += " until " + k.AcceptUntil.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "key %08x: %s\n", k.ID, use)
+	}
 	var drops []string
 	for reason, n := range r.Drops {
 		if n > 0 {
