@@ -33,7 +33,7 @@ func (s *state) drain(recv func(int, []byte, netip.AddrPort, time.Time)) (int, e
 	for i := range s.links {
 		l := &s.links[i]
 		for {
-			n, oobn, flags, sa, err := unix.Recvmsg(l.fd, b.buf, b.oob, unix.MSG_DONTWAIT)
+			n, oobn, flags, from, err := recvRaw(l.fd, b.buf, b.oob, l.dev)
 			now := time.Now()
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				break
@@ -48,23 +48,8 @@ func (s *state) drain(recv func(int, []byte, netip.AddrPort, time.Time)) (int, e
 				continue
 			}
 			total++
-			recv(l.id, b.buf[:n], addrPort(sa, l.dev), receivedAt(b.oob[:oobn], now))
+			recv(l.id, b.buf[:n], from, receivedAt(b.oob[:oobn], now))
 		}
 	}
 	return total, first
-}
-
-// addrPort converts a datagram's source address.
-func addrPort(sa unix.Sockaddr, dev string) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(a.Addr)
-		if a.ZoneId != 0 {
-			ip = ip.WithZone(dev)
-		}
-		return netip.AddrPortFrom(ip, uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }

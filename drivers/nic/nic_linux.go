@@ -46,8 +46,8 @@ type link struct {
 
 // peer is a peer's address, cached in both forms Send and errors need.
 type peer struct {
-	ap netip.AddrPort
-	sa unix.Sockaddr
+	ap  netip.AddrPort
+	raw rawAddr
 }
 
 // Socket options of heartbeat sockets: DSCP CS6 (network control) and the
@@ -210,18 +210,12 @@ func (l *link) setPeers(addrs []netip.Addr, port int) {
 			continue
 		}
 		a = a.Unmap()
-		var sa unix.Sockaddr
-		if a.Is4() {
-			sa = &unix.SockaddrInet4{Port: port, Addr: a.As4()}
-		} else {
-			s6 := &unix.SockaddrInet6{Port: port, Addr: a.As16()}
-			if a.IsLinkLocalUnicast() {
-				s6.ZoneId = uint32(l.ifindex)
-				a = a.WithZone(l.dev)
-			}
-			sa = s6
+		var zone uint32
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			zone = uint32(l.ifindex)
+			a = a.WithZone(l.dev)
 		}
-		l.peers = append(l.peers, peer{ap: netip.AddrPortFrom(a, uint16(port)), sa: sa})
+		l.peers = append(l.peers, peer{ap: netip.AddrPortFrom(a, uint16(port)), raw: newRawAddr(a.WithZone(""), port, zone)})
 	}
 }
 
@@ -279,7 +273,7 @@ func (s *state) send(id int, pkt []byte) error {
 	var first error
 	for i := range l.peers {
 		p := &l.peers[i]
-		if err := unix.Sendto(l.fd, pkt, unix.MSG_DONTWAIT, p.sa); err != nil && first == nil {
+		if err := sendRaw(l.fd, pkt, &p.raw); err != nil && first == nil {
 			first = &SendError{Link: id, Peer: p.ap, Err: err}
 		}
 	}

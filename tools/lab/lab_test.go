@@ -2,6 +2,8 @@ package lab
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +36,21 @@ func TestLabNetwork(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+	t.Run("bridged frames skip the IP firewall hooks", func(t *testing.T) {
+		err := inNS(hubNS(l.Name()), func() error {
+			data, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // no br_netfilter in this kernel
+			}
+			if err == nil && strings.TrimSpace(string(data)) != "0" {
+				err = fmt.Errorf("bridge-nf-call-iptables is %s in the hub", strings.TrimSpace(string(data)))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("every host pings its isolation addresses", func(t *testing.T) {

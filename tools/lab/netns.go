@@ -109,6 +109,9 @@ func buildNetwork(s *state) error {
 	if err := loUp(hh, s.HubNS); err != nil {
 		return err
 	}
+	if err := inNS(s.HubNS, plainBridges); err != nil {
+		return err
+	}
 	bridges := make([]int, len(s.Links))
 	for l, ls := range s.Links {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ls.Bridge}}
@@ -126,6 +129,22 @@ func buildNetwork(s *state) error {
 	for i := range s.Hosts {
 		if err := buildHost(s, &s.Hosts[i], hh, bridges); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// plainBridges keeps the bridged frames of the calling thread's network
+// namespace away from the IP firewall hooks (br_netfilter, built into some
+// kernels, is on by default): the lab's bridges are switches, and the hooks
+// would add their cost to every heartbeat. A kernel without br_netfilter
+// has no such settings.
+func plainBridges() error {
+	for _, k := range []string{"iptables", "ip6tables", "arptables"} {
+		path := "/proc/sys/net/bridge/bridge-nf-call-" + k
+		err := os.WriteFile(path, []byte("0\n"), 0o644)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lab: %s: %w", path, err)
 		}
 	}
 	return nil
