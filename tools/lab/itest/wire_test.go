@@ -89,8 +89,8 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // TestForgedAndReplayedHeartbeats injects, from the hub, packets addressed
 // to h1's heartbeat socket: a recorded heartbeat of h2 sent again, the same
-// with one byte changed, a truncated one, garbage, one of another cluster
-// and one of an earlier life of h2. h1 drops each and counts it by reason,
+// with one byte changed, a truncated one, garbage, one of another cluster,
+// one of an earlier life of h2 and one of a later format version. h1 drops each and counts it by reason,
 // and still hears the real h2.
 func TestForgedAndReplayedHeartbeats(t *testing.T) {
 	c := newCluster(t, 3, 2)
@@ -118,6 +118,8 @@ func TestForgedAndReplayedHeartbeats(t *testing.T) {
 	}
 	flipped := append([]byte(nil), real...)
 	flipped[len(flipped)-20] ^= 0x40
+	future := append([]byte(nil), real...)
+	future[3]++ // the format version after the magic
 	garbage := make([]byte, 120)
 	for i := range garbage {
 		garbage[i] = byte(i * 7)
@@ -127,7 +129,7 @@ func TestForgedAndReplayedHeartbeats(t *testing.T) {
 		data   []byte
 	}{
 		{"replayed", real}, {"bad-mac", flipped}, {"truncated", real[:30]}, {"bad-magic", garbage},
-		{"wrong-cluster", other}, {"replayed", earlier},
+		{"wrong-cluster", other}, {"replayed", earlier}, {"wrong-version", future},
 	}
 	err = inNamespace("vl-"+c.l.Name()+"-hub", func() error {
 		conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(h1, 5405)))
