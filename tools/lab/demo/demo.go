@@ -80,6 +80,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	views := c.viewsOf(ctx, "h1")
 	if err := l.Heal("h1", "1"); err != nil {
 		return res, err
 	}
@@ -88,6 +89,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	printTimeline(out, lines, t0, time.Now(), "")
+	for _, v := range views {
+		fmt.Fprintf(out, "  after 3 s %s\n", v)
+	}
 	if res.CutOK && !fenced(lines, t0) {
 		fmt.Fprintln(out, "every peer stayed alive over link l0; nothing was fenced")
 	} else {
@@ -219,6 +223,30 @@ func (c *cluster) allAlive(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// viewsOf describes how every other host sees host: its verdict and the
+// state of each of its links.
+func (c *cluster) viewsOf(ctx context.Context, host string) []string {
+	st := c.status(ctx, map[string]bool{host: true})
+	var out []string
+	for _, h := range c.hosts {
+		rep := st[h]
+		if rep == nil {
+			continue
+		}
+		for _, p := range rep.Status.Peers {
+			if p.Name != host {
+				continue
+			}
+			var links []string
+			for l, ls := range p.Links {
+				links = append(links, fmt.Sprintf("link %d %s", l, ls.State))
+			}
+			out = append(out, fmt.Sprintf("%s sees %s: %s -> %s", h, host, strings.Join(links, ", "), p.Verdict))
+		}
+	}
+	return out
 }
 
 func (c *cluster) logs() ([]Line, error) {
