@@ -26,6 +26,18 @@ import (
 	"github.com/vigil-ha/vigil/fence/cluster"
 )
 
+// Store is a datastore as the agent uses it: this host's slot written, every
+// slot read. *Dir, or the fake of package datastoretest.
+type Store interface {
+	// Write replaces host r.Host's slot with r.
+	Write(r *cluster.Record) error
+	// ReadAll reads every slot, indexed by host; an empty or bad slot is
+	// nil. An error means the datastore could not be read.
+	ReadAll() ([]*cluster.Record, error)
+}
+
+var _ Store = (*Dir)(nil)
+
 // Format is the slot file format version.
 const Format = 1
 

@@ -110,6 +110,19 @@ func Open(cfg Config) (*NICs, error) {
 	return &NICs{s: s}, nil
 }
 
+// Links is what the agent uses of its heartbeat NICs: *NICs, or the fake of
+// package nictest.
+type Links interface {
+	Run(recv func(link int, data []byte, from netip.AddrPort, at time.Time), ev func(LinkEvent))
+	Drain(recv func(link int, data []byte, from netip.AddrPort, at time.Time)) (int, error)
+	Send(link int, pkt []byte) error
+	Probe(link int, timeout time.Duration) error
+	Device(link int) string
+	Close() error
+}
+
+var _ Links = (*NICs)(nil)
+
 // Run starts one reader goroutine per link and the link monitor, and
 // returns at once. recv gets each datagram on its link's goroutine: data is
 // valid only during the call, at is the time the kernel received it. ev

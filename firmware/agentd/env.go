@@ -6,8 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vigil-ha/vigil/drivers/datastore"
-	"github.com/vigil-ha/vigil/drivers/hv/proc"
+	"github.com/vigil-ha/vigil/drivers/hv"
 	"github.com/vigil-ha/vigil/drivers/watchdog"
 	"github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/firmware/agent"
@@ -114,7 +113,7 @@ func (e env) VM(vm int, op cluster.VMOp, seq uint64) {
 		var err error
 		switch op {
 		case cluster.VMStart:
-			err = d.hv.Start(proc.VM{Name: spec.Name, CPU: spec.CPU, MemoryMiB: spec.MemoryMiB})
+			err = d.hv.Start(hv.VM{Name: spec.Name, CPU: spec.CPU, MemoryMiB: spec.MemoryMiB})
 		case cluster.VMStop:
 			err = d.hv.Stop(spec.Name, d.opts.VMStopTimeout)
 		case cluster.VMKill:
@@ -142,10 +141,3 @@ func (e env) Assigned(a cluster.Assigned) {
 	d.log.Info("restart assigned", args...)
 }
 
-// store is one datastore backend.
-type store interface {
-	Write(r *cluster.Record) error
-	ReadAll() ([]*cluster.Record, error)
-}
-
-var _ store = (*datastore.Dir)(nil)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/drivers/datastore"
+	"github.com/vigil-ha/vigil/drivers/hv"
 	"github.com/vigil-ha/vigil/drivers/hv/proc"
 	"github.com/vigil-ha/vigil/drivers/nic"
 	"github.com/vigil-ha/vigil/drivers/watchdog"
@@ -37,10 +38,10 @@ type daemon struct {
 	codec   *hb.Codec // the loop's, for sending
 	sendBuf []byte
 	keys    *keyState
-	nics    *nic.NICs
+	nics    nic.Links
 	gateway []bool
-	stores  []store
-	hv      *proc.Hypervisor
+	stores  []datastore.Store
+	hv      hv.Hypervisor
 	wd      watchdog.Device
 
 	events  chan cluster.Event

@@ -20,18 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+
+	"github.com/vigil-ha/vigil/drivers/hv"
 )
 
-// VM is a lab VM's definition.
-type VM struct {
-	// Name identifies the VM; it names its pidfile and log: letters,
-	// digits, '.', '_' and '-', starting with a letter or digit.
-	Name string
-	// CPU is the number of virtual CPUs.
-	CPU int
-	// MemoryMiB is the memory size in MiB.
-	MemoryMiB int
-}
+// VM is a lab VM's definition: hv.VM.
+type VM = hv.VM
 
 // ErrClosed is wrapped by the errors of calls after Close.
 var ErrClosed = errors.New("process hypervisor is closed")
@@ -47,7 +41,7 @@ func checkName(name string) error {
 }
 
 // check validates vm.
-func (vm VM) check() error {
+func check(vm VM) error {
 	if err := checkName(vm.Name); err != nil {
 		return err
 	}
@@ -56,3 +50,5 @@ func (vm VM) check() error {
 	}
 	return nil
 }
+
+var _ hv.Hypervisor = (*Hypervisor)(nil)

@@ -54,7 +54,7 @@ func New(dir, exe string, onExit func(name string)) (*Hypervisor, error) {
 
 // Start starts vm unless it already runs (started here or adopted).
 func (h *Hypervisor) Start(vm VM) error {
-	if err := vm.check(); err != nil {
+	if err := check(vm); err != nil {
 		return err
 	}
 	h.mu.Lock()
