@@ -140,4 +140,3 @@ func (e env) Assigned(a cluster.Assigned) {
 	}
 	d.log.Info("restart assigned", args...)
 }
-
