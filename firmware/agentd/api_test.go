@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vigil-ha/vigil/drivers/nic"
+	"github.com/vigil-ha/vigil/drivers/nic/nictest"
 	"github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/hb"
-	"github.com/vigil-ha/vigil/tools/privtest"
 )
 
 // serve starts d's API and a goroutine that runs the calls as the loop
@@ -142,21 +140,11 @@ func TestAPICommand(t *testing.T) {
 	}
 }
 
-// TestAPIStatus opens the NICs on the loopback device for the device names
-// the reply carries: nic.Open enters the network namespace for its netlink
-// socket, which takes root.
+// TestAPIStatus gives the daemon a fake NIC on link 0 only, for the device
+// names the reply carries.
 func TestAPIStatus(t *testing.T) {
-	privtest.Require(t)
 	d, env := newTestDaemon(t)
-	n, err := nic.Open(nic.Config{Port: freeUDPPort(t), Links: []nic.LinkConfig{{
-		Local: netip.MustParseAddr("127.0.0.1"),
-		Peers: []netip.Addr{{}, netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")},
-	}}})
-	if err != nil {
-		t.Fatalf("open the loopback NIC: %v", err)
-	}
-	t.Cleanup(func() { n.Close() })
-	d.nics = n // link 1 has no NIC: its device is ""
+	d.nics = nictest.NewNetwork(3, 1, nil).NIC(0) // link 1 has no NIC: its device is ""
 	hearH2(t, d, env)
 	d.drops.Add(hb.BadMAC)
 	d.sendErrors[1] = 3
@@ -180,7 +168,7 @@ func TestAPIStatus(t *testing.T) {
 		{"h2 verdict", s.Peers[0].Name + " " + s.Peers[0].Verdict, "h2 alive"},
 		{"carrier", len(s.Carrier), 2},
 		{"datastores", len(s.Datastores), 1},
-		{"links", strings.Join(rep.Links, ","), "lo,"},
+		{"links", strings.Join(rep.Links, ","), "fake0,"},
 		{"bad-mac drops", rep.Drops["bad-mac"], uint64(1)},
 		{"replayed drops", rep.Drops["replayed"], uint64(0)},
 		{"send errors", len(rep.SendErrors), 2},
@@ -194,17 +182,6 @@ func TestAPIStatus(t *testing.T) {
 	if rep.Uptime < 0 || rep.Uptime > time.Since(d.start) {
 		t.Errorf("uptime %v outside 0..%v", rep.Uptime, time.Since(d.start))
 	}
-}
-
-// freeUDPPort returns a UDP port free on 127.0.0.1 a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 // TestAPINoLoop: a call whose caller gives up while the loop is busy
