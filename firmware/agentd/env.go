@@ -3,6 +3,7 @@ package agentd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -76,7 +77,9 @@ func (e env) PetWatchdog(timeout time.Duration) {
 	if d.wd == nil {
 		dev, err := watchdog.Open(d.opts.Watchdog)
 		if err != nil {
-			d.logOnce("wd-open", slog.LevelError, "cannot open the watchdog: this host is not protected against its own hang", "device", d.opts.Watchdog, "err", err)
+			// Without a watchdog the lease proof others rely on is
+			// void: give the VMs up rather than run them unguarded.
+			d.failStop(fmt.Errorf("cannot arm the watchdog %s: %w", d.opts.Watchdog, err))
 			return
 		}
 		got, err := dev.SetTimeout(timeout)

@@ -54,6 +54,7 @@ type daemon struct {
 	lastPet    time.Duration
 	onceMu     sync.Mutex
 	once       map[string]bool
+	fatal      error // set once the agent must stop: it stops cleanly, then Run returns it
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -111,6 +112,9 @@ func setup(opts Options) (*daemon, error) {
 	}
 	d.keys = &keyState{ring: ring}
 	d.codec = hb.NewCodec(hb.ClusterID(cfg.Cluster.Name), ring)
+	if err := checkWatchdog(opts.Watchdog); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.State, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state folder: %w", err)
 	}
@@ -282,12 +286,19 @@ func (d *daemon) loop(ctx context.Context) error {
 				d.ag.Handle(cluster.Command{Name: "shutdown"})
 			}
 		}
+		if d.fatal != nil && stopBy.IsZero() {
+			stopBy = time.Now().Add(d.opts.StopTimeout)
+			d.ag.Handle(cluster.Command{Name: "shutdown"})
+		}
 		if stopBy.IsZero() {
 			continue
 		}
 		if d.node.Released() {
 			d.disarm()
 			d.log.Info("stopped: every VM released", "component", "agent")
+			if d.fatal != nil {
+				return fmt.Errorf("agent: %w", d.fatal)
+			}
 			return nil
 		}
 		if time.Now().After(stopBy) {
@@ -309,6 +320,17 @@ func (d *daemon) drain() {
 
 func (d *daemon) packet(link int, data []byte, _ netip.AddrPort, at time.Time) {
 	d.readers[link].packet(data, at.Sub(d.start))
+}
+
+// failStop has the agent stop cleanly because of err: the loop, once back
+// from the step in progress, has the core release every VM, and Run returns
+// err once the release is written.
+func (d *daemon) failStop(err error) {
+	if d.fatal != nil {
+		return
+	}
+	d.fatal = err
+	d.log.Error("stopping: this host cannot run VMs safely", "component", "agent", "err", err)
 }
 
 func (d *daemon) reloadKeys() {

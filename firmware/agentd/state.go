@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-ha/vigil/drivers/watchdog"
 )
 
 // nextIncarnation returns this start's incarnation and records it in dir:
@@ -36,6 +38,26 @@ func nextIncarnation(dir string, wall time.Time) (uint64, error) {
 		return 0, fmt.Errorf("agent: record incarnation: %w", err)
 	}
 	return inc, nil
+}
+
+// checkWatchdog makes sure the watchdog device exists before the agent
+// starts, without opening it (opening a watchdog arms it). A host whose
+// watchdog cannot be armed must not run VMs: the lease proof (c) other hosts
+// rely on assumes this host resets itself when its lease lapses.
+func checkWatchdog(spec string) error {
+	path, lab := strings.CutPrefix(spec, watchdog.LabPrefix)
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil && lab:
+		return fmt.Errorf("agent: watchdog %s: %w: start the lab's supervisor, or pass the right --watchdog", spec, err)
+	case err != nil:
+		return fmt.Errorf("agent: watchdog %s: %w: load the board's watchdog driver (or softdog), or pass --watchdog with the right device", spec, err)
+	case lab && fi.Mode()&fs.ModeSocket == 0:
+		return fmt.Errorf("agent: watchdog %s: not a socket: pass --watchdog unix:PATH with the lab supervisor's socket", spec)
+	case !lab && fi.Mode()&fs.ModeCharDevice == 0:
+		return fmt.Errorf("agent: watchdog %s: not a character device: pass --watchdog with a watchdog device such as /dev/watchdog0", spec)
+	}
+	return nil
 }
 
 // The watchdog marker says an earlier incarnation armed the watchdog and did
