@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-ha/vigil/drivers/nic/nictest"
 	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/firmware/agent/agenttest"
 	"github.com/vigil-ha/vigil/hb"
 )
 
@@ -48,10 +49,10 @@ func onLoop(t *testing.T, d *daemon, f func()) {
 }
 
 // hearH2 gives h1's core one heartbeat from h2 on link 0 and a tick.
-func hearH2(t *testing.T, d *daemon, env *recEnv) {
+func hearH2(t *testing.T, d *daemon, env *agenttest.Recorder) {
 	t.Helper()
 	m := hb.Message{From: 1, Incarnation: 7, Seq: 1, Link: 0, Coordinator: -1, Version: 1}
-	d.newReader(0).packet(packet(t, "unit", testRing(t, testKey(1)), m), env.now)
+	d.newReader(0).packet(packet(t, "unit", testRing(t, testKey(1)), m), env.Clock)
 	d.ag.Handle(cluster.Tick{})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/firmware/agent"
+	"github.com/vigil-ha/vigil/firmware/agent/agenttest"
 	"github.com/vigil-ha/vigil/firmware/config"
 	"github.com/vigil-ha/vigil/hb"
 )
@@ -55,30 +56,6 @@ cpu = 8
 memory = "16GiB"
 `
 
-// recEnv is an agent.Env that records what the core asks for and does
-// none of it, on a clock the test sets.
-type recEnv struct {
-	now   time.Duration
-	calls []string
-}
-
-var _ agent.Env = (*recEnv)(nil)
-
-func (r *recEnv) Now() time.Duration                    { return r.now }
-func (r *recEnv) Send(m *hb.Message)                    { r.add("send link=%d", m.Link) }
-func (r *recEnv) WriteSlot(ds int, _ *cluster.Record)   { r.add("write ds=%d", ds) }
-func (r *recEnv) ReadSlots(ds int)                      { r.add("read ds=%d", ds) }
-func (r *recEnv) ProbeGateway(link int)                 { r.add("probe link=%d", link) }
-func (r *recEnv) PetWatchdog(t time.Duration)           { r.add("pet %s", t) }
-func (r *recEnv) BMC(h int, op cluster.BMCOp)           { r.add("bmc host=%d op=%d", h, op) }
-func (r *recEnv) VM(v int, op cluster.VMOp, seq uint64) { r.add("vm %d op=%d seq=%d", v, op, seq) }
-func (r *recEnv) Log(_ slog.Level, c, msg string)       { r.add("log %s: %s", c, msg) }
-func (r *recEnv) Assigned(a cluster.Assigned)           { r.add("assigned vm=%d", a.VM) }
-
-func (r *recEnv) add(format string, args ...any) {
-	r.calls = append(r.calls, fmt.Sprintf(format, args...))
-}
-
 // testKey returns a key of hb.MinKeySize bytes, all b.
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, hb.MinKeySize) }
 
@@ -96,7 +73,7 @@ func testRing(t testing.TB, key []byte) *hb.Keyring {
 // testKey(1), its core driven over a recEnv, and no NICs, datastores,
 // hypervisor or watchdog. The API socket and the state folder are in a
 // fresh temporary folder.
-func newTestDaemon(t testing.TB) (*daemon, *recEnv) {
+func newTestDaemon(t testing.TB) (*daemon, *agenttest.Recorder) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse(fmt.Appendf(nil, testCluster, dir))
@@ -123,7 +100,7 @@ func newTestDaemon(t testing.TB) (*daemon, *recEnv) {
 	}
 	d.sendErrors = make([]uint64, len(cfg.Links))
 	d.node = cluster.NewNode(cluster.Config{Spec: d.spec, Self: self, Incarnation: 1})
-	env := &recEnv{now: 10 * time.Second}
+	env := &agenttest.Recorder{Clock: 10 * time.Second}
 	d.ag = agent.New(d.node, env)
 	return d, env
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-ha/vigil/drivers/nic/nictest"
+	"github.com/vigil-ha/vigil/firmware/agent/agenttest"
 	"github.com/vigil-ha/vigil/hb"
 )
 
@@ -15,8 +16,8 @@ import (
 // three hosts on its two links, and its per-link readers as openNICs makes
 // them. The network stamps datagrams with rec's clock, counted from
 // d.start as the real NICs' kernel stamps are.
-func withFakeNICs(d *daemon, rec *recEnv) *nictest.Network {
-	nw := nictest.NewNetwork(len(d.cfg.Hosts), len(d.cfg.Links), func() time.Time { return d.start.Add(rec.now) })
+func withFakeNICs(d *daemon, rec *agenttest.Recorder) *nictest.Network {
+	nw := nictest.NewNetwork(len(d.cfg.Hosts), len(d.cfg.Links), func() time.Time { return d.start.Add(rec.Clock) })
 	d.nics = nw.NIC(d.self)
 	d.readers = make([]*reader, len(d.cfg.Links))
 	for l := range d.readers {
@@ -72,8 +73,8 @@ func TestDrainOverFakeNICs(t *testing.T) {
 				if err := nw.NIC(tc.from).Send(tc.link, packet(t, "unit", ring, m)); err != nil {
 					t.Fatalf("send from host %d: %v", tc.from, err)
 				}
-				sentAt = rec.now
-				rec.now += gap // h1 reads late
+				sentAt = rec.Clock
+				rec.Clock += gap // h1 reads late
 				d.drain()
 			}
 
@@ -88,8 +89,8 @@ func TestDrainOverFakeNICs(t *testing.T) {
 			got := ""
 			for l, h := range heard {
 				got += map[bool]string{true: "1", false: "0"}[h]
-				if h && ago[l] != rec.now-sentAt {
-					t.Errorf("%s heard on link %d %v ago, want %v: counted from its arrival", name, l, ago[l], rec.now-sentAt)
+				if h && ago[l] != rec.Clock-sentAt {
+					t.Errorf("%s heard on link %d %v ago, want %v: counted from its arrival", name, l, ago[l], rec.Clock-sentAt)
 				}
 			}
 			if got != tc.heard {
@@ -131,7 +132,7 @@ func TestSendOverFakeNICs(t *testing.T) {
 			}
 			var sent []hb.Message
 			for _, seq := range tc.seqs {
-				m := hb.Message{From: d.self, Incarnation: 1, Seq: seq, Link: tc.link, SentAt: rec.now,
+				m := hb.Message{From: d.self, Incarnation: 1, Seq: seq, Link: tc.link, SentAt: rec.Clock,
 					Hears: hb.HostSet(0).With(1), Coordinator: 1, Version: 3}
 				env{d}.Send(&m)
 				sent = append(sent, m)

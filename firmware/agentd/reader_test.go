@@ -4,14 +4,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-ha/vigil/firmware/agent/agenttest"
 	"github.com/vigil-ha/vigil/hb"
 )
 
 // heardOn returns, for peer name, whether each link has heard it and how
 // long ago, as the node's status says at the env's time.
-func heardOn(t *testing.T, d *daemon, env *recEnv, name string) (heard []bool, ago []time.Duration) {
+func heardOn(t *testing.T, d *daemon, env *agenttest.Recorder, name string) (heard []bool, ago []time.Duration) {
 	t.Helper()
-	for _, p := range d.node.Status(env.now).Peers {
+	for _, p := range d.node.Status(env.Clock).Peers {
 		if p.Name != name {
 			continue
 		}
@@ -58,8 +59,8 @@ func TestReaderPacket(t *testing.T) {
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			before := d.drops.Snapshot()
-			env.now += 100 * time.Millisecond
-			r.packet(step.pkt, env.now)
+			env.Clock += 100 * time.Millisecond
+			r.packet(step.pkt, env.Clock)
 			if got := dropDelta(before, d.drops.Snapshot()); got != step.drop {
 				t.Errorf("drops %q, want %q", got, step.drop)
 			}
@@ -81,10 +82,10 @@ func TestReaderCountsFromArrival(t *testing.T) {
 	ring := testRing(t, testKey(1))
 	r := d.newReader(1)
 	m := hb.Message{From: 2, Incarnation: 3, Seq: 1, Link: 1, Coordinator: -1, Version: 1}
-	r.packet(packet(t, "unit", ring, m), env.now) // a new view: stepped at env.now
-	env.now += 100 * time.Millisecond
+	r.packet(packet(t, "unit", ring, m), env.Clock) // a new view: stepped at env.Clock
+	env.Clock += 100 * time.Millisecond
 	m.Seq = 2
-	r.packet(packet(t, "unit", ring, m), env.now-40*time.Millisecond) // read 40 ms late
+	r.packet(packet(t, "unit", ring, m), env.Clock-40*time.Millisecond) // read 40 ms late
 	heard, ago := heardOn(t, d, env, "h3")
 	if !heard[1] || heard[0] {
 		t.Fatalf("h3 heard on links %v, want only link 1", heard)
@@ -124,8 +125,8 @@ func TestReaderKeyReload(t *testing.T) {
 				d.keys.set(step.reload)
 			}
 			before := d.drops.Snapshot()
-			env.now += 100 * time.Millisecond
-			r.packet(packet(t, "unit", step.ring, next()), env.now)
+			env.Clock += 100 * time.Millisecond
+			r.packet(packet(t, "unit", step.ring, next()), env.Clock)
 			if got := dropDelta(before, d.drops.Snapshot()); got != step.drop {
 				t.Errorf("drops %q, want %q", got, step.drop)
 			}
