@@ -298,19 +298,15 @@ func (s *state) run(recv func(int, []byte, netip.AddrPort, time.Time), ev func(L
 		return
 	}
 	s.ran = true
-	if recv == nil {
-		// The caller drains the sockets itself: take them out of the
-		// runtime's poller, which would otherwise wake the process for
-		// every datagram only to find nobody waiting for it.
-		for i := range s.links {
+	for i := range s.links {
+		if recv == nil {
+			// The caller drains the sockets itself: take them out of
+			// the runtime's poller, which would otherwise wake the
+			// process for every datagram only to find nobody waiting.
 			if err := s.links[i].detach(); err != nil {
 				s.cfg.report(err)
 			}
-		}
-	}
-	for i := range s.links {
-		if recv == nil {
-			break
+			continue
 		}
 		s.wg.Add(1)
 		go s.read(&s.links[i], recv)

@@ -86,7 +86,7 @@ func (n *Node) updateVerdicts(now time.Duration) {
 	if full {
 		scan, n.watch = all, 0
 	}
-	for s := scan; s != 0; s = s.Without(s.Min()) {
+	for s := scan; s != 0; s &= s - 1 {
 		h := s.Min()
 		p := &n.peers[h]
 		st := p.h.net.State(now, &n.det)
@@ -124,7 +124,7 @@ func (n *Node) updateVerdicts(now time.Duration) {
 			n.version++
 		}
 		n.acks = 0
-		for s := hears; s != 0; s = s.Without(s.Min()) {
+		for s := hears; s != 0; s &= s - 1 {
 			if h := s.Min(); n.peers[h].hears.Has(n.self) {
 				n.acks = n.acks.With(h)
 			}
@@ -135,7 +135,7 @@ func (n *Node) updateVerdicts(now time.Duration) {
 	if full {
 		judge = all
 	}
-	for s := judge; s != 0; s = s.Without(s.Min()) {
+	for s := judge; s != 0; s &= s - 1 {
 		h := s.Min()
 		p := &n.peers[h]
 		v := n.verdict(h, now)

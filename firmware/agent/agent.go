@@ -21,11 +21,7 @@ func (a *Agent) Node() *cluster.Node { return a.node }
 
 // Heartbeat hands over a received heartbeat: one that carries nothing new
 // but itself takes the core's fast path (Node.Heard), any other a full step.
-func (a *Agent) Heartbeat(m *hb.Message) {
-	if !a.node.Heard(a.env.Now(), m) {
-		a.Handle(cluster.Received{Msg: m})
-	}
-}
+func (a *Agent) Heartbeat(m *hb.Message) { a.HeartbeatAt(a.env.Now(), m) }
 
 // HeartbeatAt is Heartbeat for a heartbeat that arrived at at (the
 // environment's clock, earlier than Now when the shell read it late): the

@@ -74,6 +74,7 @@ func (e env) ProbeGateway(link int) {
 
 func (e env) PetWatchdog(timeout time.Duration) {
 	d := e.d
+	now := e.Now()
 	if d.wd == nil {
 		dev, err := watchdog.Open(d.opts.Watchdog)
 		if err != nil {
@@ -92,12 +93,12 @@ func (e env) PetWatchdog(timeout time.Duration) {
 			d.log.Error("cannot record that the watchdog is armed", "component", "wd", "err", err)
 		}
 		d.wd = dev
-	} else if now := e.Now(); now-d.lastPet < timeout/petsPerTimeout {
+	} else if now-d.lastPet < timeout/petsPerTimeout {
 		// The core asks every tick; the device needs far fewer. Skipping
 		// pets only brings the reset closer, never later: safe.
 		return
 	}
-	d.lastPet = e.Now()
+	d.lastPet = now
 	if err := d.wd.Pet(); err != nil {
 		d.logOnce("wd-pet", slog.LevelError, "watchdog pet failed", "device", d.opts.Watchdog, "err", err)
 		return
