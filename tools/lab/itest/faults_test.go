@@ -25,6 +25,27 @@ func (c *cluster) noVerdictChanges(t time.Time) {
 	}
 }
 
+// movedWith fails unless each of vms was restarted elsewhere since t, away
+// from host from, and every such restart logged proof.
+func (c *cluster) movedWith(t time.Time, from string, vms []string, proof string) {
+	c.t.Helper()
+	for _, vm := range vms {
+		moved := false
+		for _, l := range c.logged(t, "assign", "restart") {
+			if l.Attrs["vm"] != vm || l.Attrs["from"] != from {
+				continue
+			}
+			moved = true
+			if l.Attrs["proof"] != proof {
+				c.t.Errorf("%s moved from %s with proof %v, want %s", vm, from, l.Attrs["proof"], proof)
+			}
+		}
+		if !moved {
+			c.t.Errorf("no restart of %s from %s logged", vm, from)
+		}
+	}
+}
+
 // onlyOnce fails unless every VM runs as exactly one process in the lab,
 // never in a host of skip.
 func (c *cluster) onlyOnce(vms int, skip ...string) {
@@ -131,20 +152,7 @@ func TestIsolatedHost(t *testing.T) {
 	if rep.Status.Self != "isolated" || len(c.vmsOn("h3")) != 0 {
 		t.Errorf("h3 says it is %s and runs %v; want isolated and nothing", rep.Status.Self, c.vmsOn("h3"))
 	}
-	for _, vm := range mine {
-		moved := false
-		for _, l := range c.logged(t0, "assign", "restart") {
-			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h3" {
-				moved = true
-				if l.Attrs["proof"] != "released" {
-					t.Errorf("%s moved with proof %v, want released", vm, l.Attrs["proof"])
-				}
-			}
-		}
-		if !moved {
-			t.Errorf("no restart of %s logged", vm)
-		}
-	}
+	c.movedWith(t0, "h3", mine, "released")
 	if f := c.logged(t0, "fence", "fencing"); len(f) > 0 {
 		t.Errorf("an isolated host that released its VMs was fenced: %q", f[0].Msg)
 	}
@@ -173,17 +181,7 @@ func TestPowerOff(t *testing.T) {
 	c.waitFor("h2's VMs running on h1 and h3", 30*time.Second, func() bool {
 		return len(c.running(map[string]bool{"h2": true})) == 6
 	})
-	for _, vm := range lost {
-		found := false
-		for _, l := range c.logged(t0, "assign", "restart") {
-			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h2" && l.Attrs["proof"] == "lease-expired" {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("no restart of %s from h2 with the lease proof", vm)
-		}
-	}
+	c.movedWith(t0, "h2", lost, "lease-expired")
 	c.onlyOnce(6, "h2")
 }
 
@@ -300,17 +298,7 @@ func TestAgentStop(t *testing.T) {
 	c.waitFor("h2's VMs running on h1 and h3", 30*time.Second, func() bool {
 		return len(c.running(map[string]bool{"h2": true})) == 6
 	})
-	for _, vm := range mine {
-		moved := false
-		for _, l := range c.logged(t0, "assign", "restart") {
-			if l.Attrs["vm"] == vm && l.Attrs["from"] == "h2" {
-				moved = l.Attrs["proof"] == "released"
-			}
-		}
-		if !moved {
-			t.Errorf("%s not restarted from h2 on proof (a)", vm)
-		}
-	}
+	c.movedWith(t0, "h2", mine, "released")
 	c.waitFor("h2's agent gone", 10*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
 	if len(c.logged(t0, "agent", "stopped: every VM released")) != 1 || len(c.logged(t0, "wd", "watchdog disarmed")) != 1 {
 		t.Error("h2 did not log its clean stop and the disarm")
