@@ -165,6 +165,11 @@ func (l *link) openSocket(local netip.Addr, port int) error {
 				return fmt.Errorf("set the socket priority: %w", err)
 			}
 			if local.Is4() {
+				// Don't fragment: a heartbeat fits any link's MTU, and with DF
+				// set the kernel skips picking an IP ID for every packet.
+				if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+					return fmt.Errorf("set don't-fragment: %w", err)
+				}
 				return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS, heartbeatTOS)
 			}
 			return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, heartbeatTOS)

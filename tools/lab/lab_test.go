@@ -53,6 +53,61 @@ func TestLabNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("every veth receives in a NAPI thread of its own", func(t *testing.T) {
+		s := mustState(t, l)
+		check := func(ns string, devs []string) {
+			t.Helper()
+			if err := nicThreads(ns, nil); err != nil { // enters and leaves the namespaces
+				t.Fatal(err)
+			}
+			var got []string
+			err := inNS(ns, func() error {
+				for _, dev := range devs {
+					// The devices' NAPI IDs are in the host's view of
+					// the threads: "napi/DEV-ID", one per device here.
+					if n := napiThreads(t, dev); n != 1 {
+						got = append(got, fmt.Sprintf("%s has %d NAPI threads", dev, n))
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range got {
+				t.Error(g)
+			}
+		}
+		var hub []string
+		for _, h := range s.Hosts {
+			for _, hl := range h.Links {
+				hub = append(hub, hl.HubVeth)
+			}
+		}
+		check(s.HubNS, hub)
+		// Host ends share names across hosts (eth0, eth1): count them all.
+		for link := 0; link < 2; link++ {
+			if n := napiThreads(t, hostVeth(link)); n < len(s.Hosts) {
+				t.Errorf("%d NAPI threads for %s, want one per host (%d)", n, hostVeth(link), len(s.Hosts))
+			}
+		}
+		// The set-up thread went back to where it was: this process still
+		// sees its own mounts and network namespace.
+		mounts, err := os.ReadFile("/proc/self/mounts")
+		if err != nil || !strings.Contains(string(mounts), " cgroup2 ") {
+			t.Errorf("/proc/self/mounts lost the cgroup2 mount after the set-up (err %v)", err)
+		}
+		self, err := netns.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer self.Close()
+		if init, err := netns.GetFromPid(os.Getpid()); err != nil || !self.Equal(init) {
+			t.Errorf("the process's network namespace changed (err %v)", err)
+		} else {
+			init.Close()
+		}
+	})
 	t.Run("every host pings its isolation addresses", func(t *testing.T) {
 		for _, h := range hosts3 {
 			for link := 0; link < 2; link++ {
@@ -366,4 +421,27 @@ func TestUpFromKilledCgroup(t *testing.T) {
 	if pids, _ := cgroupPIDs(killed); len(pids) != 0 {
 		t.Errorf("the test process stayed in the killed cgroup: %v", pids)
 	}
+}
+
+// napiThreads counts the kernel's NAPI threads of devices named dev.
+func napiThreads(t *testing.T, dev string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		if rest, ok := strings.CutPrefix(name, "napi/"+dev+"-"); ok {
+			if _, err := strconv.Atoi(rest); err == nil {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -126,12 +126,22 @@ func buildNetwork(s *state) error {
 		}
 		bridges[l] = br.Index
 	}
+	var hubVeths []string
 	for i := range s.Hosts {
-		if err := buildHost(s, &s.Hosts[i], hh, bridges); err != nil {
+		h := &s.Hosts[i]
+		if err := buildHost(s, h, hh, bridges); err != nil {
+			return err
+		}
+		var veths []string
+		for _, hl := range h.Links {
+			veths = append(veths, hl.Veth)
+			hubVeths = append(hubVeths, hl.HubVeth)
+		}
+		if err := nicThreads(h.NS, veths); err != nil {
 			return err
 		}
 	}
-	return nil
+	return nicThreads(s.HubNS, hubVeths)
 }
 
 // plainBridges keeps the bridged frames of the calling thread's network
