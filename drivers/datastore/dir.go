@@ -6,16 +6,16 @@
 //	err = d.Write(rec)          // this host's slot
 //	recs, err := d.ReadAll()    // indexed by host; nil where empty or bad
 //
-// The directory backend suits a shared filesystem (NFS in production, a
-// shared folder in the lab): one file per host slot, replaced atomically by
+// Two backends share one record format (AppendRecord, DecodeRecord: magic,
+// format version, cluster id, host, the writer's incarnation and a CRC-32C):
+// Dir, a folder on a shared filesystem (NFS in production, a shared folder
+// in the lab) with one file per host slot, replaced atomically by
 // write-to-temp, fsync, rename and a directory fsync, so a reader sees the
-// old record or the new one, never a mix.
+// old record or the new one, never a mix; and Block, a raw shared device
+// (a LUN, a loop device in the lab) with fixed 4 KiB slots.
 package datastore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +24,7 @@ import (
 	"strconv"
 
 	"github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/hb"
 )
 
 // Store is a datastore as the agent uses it: this host's slot written, every
@@ -37,9 +38,6 @@ type Store interface {
 }
 
 var _ Store = (*Dir)(nil)
-
-// Format is the slot file format version.
-const Format = 1
 
 // ErrBadSlot matches every slot that fails its checks.
 var ErrBadSlot = errors.New("datastore: bad slot")
@@ -63,18 +61,10 @@ func (e *SlotError) Is(target error) bool { return target == ErrBadSlot }
 type Dir struct {
 	dir     string
 	cluster string
+	id      uint64
 	hosts   int
 	// BadSlot, when set, hears about every slot that failed its checks.
 	BadSlot func(error)
-}
-
-// slotFile is the content of one slot file.
-type slotFile struct {
-	Format  int             `json:"format"`
-	Cluster string          `json:"cluster"`
-	Host    int             `json:"host"`
-	Record  json.RawMessage `json:"record"`
-	Sum     string          `json:"sha256"` // of Record
 }
 
 // OpenDir opens the datastore in folder path for cluster, creating the
@@ -87,7 +77,7 @@ func OpenDir(path, clusterName string, hosts int) (*Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("datastore %s: %w: check that the shared folder is mounted and writable by root", path, err)
 	}
-	return &Dir{dir: dir, cluster: clusterName, hosts: hosts}, nil
+	return &Dir{dir: dir, cluster: clusterName, id: hb.ClusterID(clusterName), hosts: hosts}, nil
 }
 
 // Path is the cluster's folder on the datastore.
@@ -100,14 +90,9 @@ func (d *Dir) Write(r *cluster.Record) error {
 	if r.Host < 0 || r.Host >= d.hosts {
 		return fmt.Errorf("datastore %s: write of host %d: the cluster has %d slots", d.dir, r.Host, d.hosts)
 	}
-	body, err := json.Marshal(r)
+	data, err := AppendRecord(nil, d.id, r)
 	if err != nil {
-		return fmt.Errorf("datastore %s: encode: %w", d.dir, err)
-	}
-	sum := sha256.Sum256(body)
-	data, err := json.Marshal(slotFile{Format: Format, Cluster: d.cluster, Host: r.Host, Record: body, Sum: hex.EncodeToString(sum[:])})
-	if err != nil {
-		return fmt.Errorf("datastore %s: encode: %w", d.dir, err)
+		return fmt.Errorf("datastore %s: %w", d.dir, err)
 	}
 	final := d.slot(r.Host)
 	tmp := final + ".tmp"
@@ -177,31 +162,12 @@ func (d *Dir) ReadAll() ([]*cluster.Record, error) {
 }
 
 func (d *Dir) decode(h int, data []byte) (*cluster.Record, error) {
-	bad := func(format string, args ...any) error {
-		return &SlotError{Host: h, Path: d.slot(h), Reason: fmt.Sprintf(format, args...)}
+	r, err := DecodeRecord(data, d.id, h)
+	if err == nil && r == nil {
+		err = errors.New("empty (all zero)")
 	}
-	var f slotFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, bad("not a slot file (%v)", err)
+	if err != nil {
+		return nil, &SlotError{Host: h, Path: d.slot(h), Reason: err.Error()}
 	}
-	switch {
-	case f.Format != Format:
-		return nil, bad("format %d, this build reads format %d: upgrade every host to the same vigil version", f.Format, Format)
-	case f.Cluster != d.cluster:
-		return nil, bad("written by cluster %q, not %q: give each cluster its own datastore folder", f.Cluster, d.cluster)
-	case f.Host != h:
-		return nil, bad("holds host %d's record", f.Host)
-	}
-	sum := sha256.Sum256(f.Record)
-	if hex.EncodeToString(sum[:]) != f.Sum {
-		return nil, bad("checksum mismatch: the record is torn or corrupt")
-	}
-	var r cluster.Record
-	if err := json.Unmarshal(f.Record, &r); err != nil {
-		return nil, bad("record: %v", err)
-	}
-	if r.Host != h {
-		return nil, bad("record names host %d", r.Host)
-	}
-	return &r, nil
+	return r, nil
 }

@@ -54,17 +54,26 @@ func TestDirBadSlots(t *testing.T) {
 		mangle func(path string, data []byte) []byte
 		want   string
 	}{
-		{"garbage", func(string, []byte) []byte { return []byte("not json") }, "not a slot file"},
-		{"torn record", func(_ string, b []byte) []byte {
-			return []byte(strings.Replace(string(b), `"Counter":42`, `"Counter":43`, 1))
-		}, "checksum mismatch"},
-		{"other cluster", func(_ string, b []byte) []byte {
-			return []byte(strings.Replace(string(b), `"cluster":"lab"`, `"cluster":"prod"`, 1))
-		}, `cluster "prod"`},
-		{"newer format", func(_ string, b []byte) []byte {
-			return []byte(strings.Replace(string(b), `"format":1`, `"format":9`, 1))
-		}, "format 9"},
-		{"wrong slot", func(_ string, b []byte) []byte { return []byte(strings.Replace(string(b), `"host":1`, `"host":0`, 1)) }, "holds host 0"},
+		{"garbage", func(string, []byte) []byte { return []byte("not a record, but long enough to have a header") }, "no record magic"},
+		{"empty file", func(string, []byte) []byte { return nil }, "empty"},
+		{"torn record", func(_ string, b []byte) []byte { b[len(b)-3] ^= 0x40; return b }, "checksum mismatch"},
+		{"cut short", func(_ string, b []byte) []byte { return b[:len(b)-5] }, "torn"},
+		{"other cluster", func(p string, _ []byte) []byte {
+			prod, _ := OpenDir(filepath.Dir(filepath.Dir(p)), "prod", 2)
+			if err := prod.Write(sample(1)); err != nil {
+				panic(err)
+			}
+			b, _ := os.ReadFile(filepath.Join(prod.Path(), "slot-1"))
+			return b
+		}, "another cluster"},
+		{"newer format", func(_ string, b []byte) []byte { b[4] = 9; return b }, "format 9"},
+		{"wrong slot", func(p string, _ []byte) []byte {
+			if err := d.Write(sample(0)); err != nil {
+				panic(err)
+			}
+			b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "slot-0"))
+			return b
+		}, "holds host 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := d.Write(sample(1)); err != nil {

@@ -118,17 +118,26 @@ func setup(opts Options) (*daemon, error) {
 	if err := os.MkdirAll(opts.State, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state folder: %w", err)
 	}
+	badSlot := func(err error) {
+		d.logOnce("slot:"+err.Error(), slog.LevelWarn, "ignoring a bad datastore slot", "component", "ds", "err", err)
+	}
 	for _, ds := range cfg.Datastores {
-		if ds.Path == "" {
-			return nil, fmt.Errorf("agent: datastore %s: only folder datastores (path = ...) are supported by this agent", ds.Name)
+		if ds.Device != "" {
+			b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))
+			if err != nil {
+				d.closeStores()
+				return nil, fmt.Errorf("agent: datastore %s: %w", ds.Name, err)
+			}
+			b.BadSlot = badSlot
+			d.stores = append(d.stores, b)
+			continue
 		}
 		st, err := datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts))
 		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
+			d.closeStores()
+			return nil, fmt.Errorf("agent: datastore %s: %w", ds.Name, err)
 		}
-		st.BadSlot = func(err error) {
-			d.logOnce("slot:"+err.Error(), slog.LevelWarn, "ignoring a bad datastore slot", "err", err)
-		}
+		st.BadSlot = badSlot
 		d.stores = append(d.stores, st)
 	}
 	d.hv, err = proc.New(opts.VMDir, opts.Exe, func(name string) {
@@ -137,10 +146,12 @@ func setup(opts Options) (*daemon, error) {
 		}
 	})
 	if err != nil {
+		d.closeStores()
 		return nil, fmt.Errorf("agent: hypervisor: %w", err)
 	}
 	running, err := d.hv.Running()
 	if err != nil {
+		d.closeStores()
 		return nil, fmt.Errorf("agent: hypervisor: %w", err)
 	}
 	var runIdx []int
@@ -160,6 +171,7 @@ func setup(opts Options) (*daemon, error) {
 	d.ag = agent.New(d.node, env{d})
 	if err := d.openNICs(); err != nil {
 		d.hv.Close()
+		d.closeStores()
 		return nil, err
 	}
 	d.log.Info("agent started", "component", "agent", "incarnation", inc, "links", len(cfg.Links),
@@ -374,6 +386,16 @@ func (d *daemon) close() {
 		d.abandon()
 	}
 	d.hv.Close()
+	d.closeStores()
+}
+
+// closeStores releases the datastores that hold a device open.
+func (d *daemon) closeStores() {
+	for _, st := range d.stores {
+		if c, ok := st.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	}
 }
 
 // errStopped is returned by API calls once the loop is gone.
