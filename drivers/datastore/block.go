@@ -318,17 +318,3 @@ func (b *Block) ReadAll() ([]*cluster.Record, error) {
 	}
 	return recs, nil
 }
-
-// RawSlots reads every slot the header declares, for inspection: the bytes
-// of slot h are at h*SlotSize.
-func (b *Block) RawSlots() ([]byte, error) {
-	buf, err := alignedBuf(b.header.Slots * SlotSize)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Munmap(buf)
-	if _, err := b.f.ReadAt(buf, slotOffset(0)); err != nil {
-		return nil, fmt.Errorf("datastore %s: read the slots: %w", b.path, err)
-	}
-	return append([]byte(nil), buf...), nil
-}

@@ -55,39 +55,24 @@ func TestLabNetwork(t *testing.T) {
 	})
 	t.Run("every veth receives in a NAPI thread of its own", func(t *testing.T) {
 		s := mustState(t, l)
-		check := func(ns string, devs []string) {
-			t.Helper()
-			if err := nicThreads(ns, nil); err != nil { // enters and leaves the namespaces
-				t.Fatal(err)
-			}
-			var got []string
-			err := inNS(ns, func() error {
-				for _, dev := range devs {
-					// The devices' NAPI IDs are in the host's view of
-					// the threads: "napi/DEV-ID", one per device here.
-					if n := napiThreads(t, dev); n != 1 {
-						got = append(got, fmt.Sprintf("%s has %d NAPI threads", dev, n))
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, g := range got {
-				t.Error(g)
-			}
+		// Set-up again: it enters the hub's namespaces and must leave them.
+		if err := nicThreads(s.HubNS, nil); err != nil {
+			t.Fatal(err)
 		}
-		var hub []string
+		threads, err := napiThreads()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, h := range s.Hosts {
 			for _, hl := range h.Links {
-				hub = append(hub, hl.HubVeth)
+				if n := len(threads[hl.HubVeth]); n != 1 {
+					t.Errorf("%s has %d NAPI threads, want 1", hl.HubVeth, n)
+				}
 			}
 		}
-		check(s.HubNS, hub)
 		// Host ends share names across hosts (eth0, eth1): count them all.
 		for link := 0; link < 2; link++ {
-			if n := napiThreads(t, hostVeth(link)); n < len(s.Hosts) {
+			if n := len(threads[hostVeth(link)]); n < len(s.Hosts) {
 				t.Errorf("%d NAPI threads for %s, want one per host (%d)", n, hostVeth(link), len(s.Hosts))
 			}
 		}
@@ -421,27 +406,4 @@ func TestUpFromKilledCgroup(t *testing.T) {
 	if pids, _ := cgroupPIDs(killed); len(pids) != 0 {
 		t.Errorf("the test process stayed in the killed cgroup: %v", pids)
 	}
-}
-
-// napiThreads counts the kernel's NAPI threads of devices named dev.
-func napiThreads(t *testing.T, dev string) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err != nil {
-			continue
-		}
-		name := strings.TrimSpace(string(comm))
-		if rest, ok := strings.CutPrefix(name, "napi/"+dev+"-"); ok {
-			if _, err := strconv.Atoi(rest); err == nil {
-				n++
-			}
-		}
-	}
-	return n
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -145,4 +146,61 @@ func setThreaded(dev string) error {
 		return fmt.Errorf("%s reads %q after writing 1", path, v)
 	}
 	return nil
+}
+
+// NICThreads returns the PIDs of the NAPI threads of the lab's veths: the
+// hosts' ends (eth0, eth1...: the names repeat in every host, so these are
+// every such thread on the machine) and the hub's ends.
+func (l *Lab) NICThreads() (host, hub []int, err error) {
+	s, err := readState(l.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := map[string]*[]int{}
+	for _, h := range s.Hosts {
+		for _, hl := range h.Links {
+			want[hl.Veth] = &host
+			want[hl.HubVeth] = &hub
+		}
+	}
+	threads, err := napiThreads()
+	if err != nil {
+		return nil, nil, err
+	}
+	for dev, pids := range threads {
+		if list, ok := want[dev]; ok {
+			*list = append(*list, pids...)
+		}
+	}
+	return host, hub, nil
+}
+
+// napiThreads maps device names to the PIDs of their NAPI threads, which
+// the kernel names "napi/DEV-ID".
+func napiThreads() (map[string][]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("lab: list processes: %w", err)
+	}
+	out := map[string][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil {
+			continue // gone since the listing
+		}
+		name, ok := strings.CutPrefix(strings.TrimSpace(string(comm)), "napi/")
+		i := strings.LastIndexByte(name, '-')
+		if !ok || i < 0 {
+			continue
+		}
+		if _, err := strconv.Atoi(name[i+1:]); err != nil {
+			continue
+		}
+		out[name[:i]] = append(out[name[:i]], pid)
+	}
+	return out, nil
 }

@@ -60,7 +60,10 @@ func BenchmarkAgentCPU(b *testing.B) {
 		c := newCluster(b, 17, 2)
 		hold(3 * time.Second) // settle after the start
 		pids := c.agentPIDs()
-		rx, sw := nicThreadPIDs(b)
+		rx, sw, err := c.l.NICThreads()
+		if err != nil {
+			b.Fatal(err)
+		}
 		if len(rx) != 2*len(pids) || len(sw) != 2*len(pids) {
 			b.Fatalf("found %d host and %d hub NIC threads for %d hosts on 2 links: the lab's veths should receive in threads of their own", len(rx), len(sw), len(pids))
 		}
@@ -87,35 +90,6 @@ func BenchmarkAgentCPU(b *testing.B) {
 		b.ReportMetric(swPct, "switch-%/host")
 		b.ReportMetric((user+sys)/n+rxPct, "host-%/host")
 	}
-}
-
-// nicThreadPIDs finds the NAPI threads of the lab's veths by name: host
-// ends are eth0, eth1..., hub ends HOST-lLINK. The benchmark runs alone,
-// so every such thread is its lab's.
-func nicThreadPIDs(b *testing.B) (host, hub []int) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
-		if err != nil {
-			continue
-		}
-		name, ok := strings.CutPrefix(strings.TrimSpace(string(comm)), "napi/")
-		switch {
-		case !ok:
-		case strings.HasPrefix(name, "eth"):
-			host = append(host, pid)
-		case strings.Contains(name, "-l"):
-			hub = append(hub, pid)
-		}
-	}
-	return host, hub
 }
 
 func sumTicks(t [][2]int64) int64 {
