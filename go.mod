@@ -10,3 +10,5 @@ require (
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/hanwen/go-fuse/v2 v2.12.1

@@ -43,6 +43,12 @@ type Options struct {
 	StopTimeout time.Duration
 	// VMStopTimeout is how long a VM gets to shut down before it is killed.
 	VMStopTimeout time.Duration
+	// DatastorePaths overrides, on this host, where a datastore of the
+	// cluster file is found: its name maps to this host's path to it (a
+	// folder for a path datastore, a device for a device one). Hosts may
+	// reach one shared LUN or export under different names, as SBD's
+	// per-node device setting allows.
+	DatastorePaths map[string]string
 }
 
 func (o *Options) fill() error {

@@ -121,6 +121,9 @@ func setup(opts Options) (*daemon, error) {
 	badSlot := func(err error) {
 		d.logOnce("slot:"+err.Error(), slog.LevelWarn, "ignoring a bad datastore slot", "component", "ds", "err", err)
 	}
+	if err := overridePaths(cfg, opts.DatastorePaths); err != nil {
+		return nil, err
+	}
 	for _, ds := range cfg.Datastores {
 		if ds.Device != "" {
 			b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))

@@ -16,6 +16,7 @@ func init() {
 
 const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
                    [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
+                   [--datastore NAME=PATH ...]
 
 Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
 their release to the datastores (peers restart them) and disarms the
@@ -28,6 +29,8 @@ watchdog. SIGHUP reloads the cluster key file.
   --watchdog DEVICE  watchdog device (default /dev/watchdog; unix:PATH is the lab's)
   --vm-dir DIR       the process hypervisor's folder (default STATE/vms)
   --log-format F     text (default, for a console) or json
+  --datastore N=P    this host's own path to datastore N of the cluster file
+                     (a folder or a device, of the same kind); repeatable
 `
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
@@ -42,6 +45,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Watchdog, "watchdog", agentd.DefaultWatchdog, "")
 	fs.StringVar(&o.VMDir, "vm-dir", "", "")
 	fs.StringVar(&format, "log-format", "text", "")
+	o.DatastorePaths = map[string]string{}
+	fs.Func("datastore", "", func(v string) error { return agentd.ParseDatastorePath(o.DatastorePaths, v) })
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || o.Config == "" || o.Host == "" {
 		if err == nil && fs.NArg() > 0 {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -26,11 +26,15 @@ const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-
        vigil lab partition A,B|C [--name NAME]
        vigil lab partition none [--name NAME]
        vigil lab freeze|thaw|poweroff|poweron HOST [--name NAME]
+       vigil lab ds-fail|ds-hang|ds-heal HOST|all DS|all [--name NAME]
 
 A lab runs one vigil agent per host, each host a network namespace with one
 veth per link (ethL, 10.(100+L).0.(10+N)), each link a bridge brL in a hub
-namespace (10.(100+L).0.1, the isolation address). Its files are in
-/run/vigil-lab/NAME; NAME defaults to "lab". Needs root.
+namespace (10.(100+L).0.1, the isolation address). Two datastores are
+shared by all hosts: ds0, a folder, and ds1, a LUN (a loop device); each
+host reaches them through a path of its own, which can fail or hang
+alone. Its files are in /run/vigil-lab/NAME; NAME defaults to "lab".
+Needs root.
 
 up         bring up N hosts (1 to 32) and L links (1 to 8), M VMs (default
            2 per host); an existing lab of that name is removed first
@@ -43,6 +47,10 @@ partition  split the hosts into groups ('|') of hosts (','), every host
            named once; none heals
 freeze     stop every process of HOST (a hung host); thaw resumes them
 poweroff   SIGKILL every process of HOST; poweron starts its agent again
+ds-fail    HOST's path to datastore DS answers every request with an I/O
+           error (all: every host, every datastore)
+ds-hang    HOST's path to DS answers nothing until healed or failed
+ds-heal    mend HOST's path to DS; its hung requests go on
 
 Quote the partition spec in a shell: vigil lab partition 'h1,h2|h3'.
 Exit status: 0 success, 1 failure, 2 usage error.
@@ -62,6 +70,7 @@ var labArity = map[string]int{
 	"up": 0, "down": 0, "status": 0, "supervise": 0,
 	"cut": 2, "heal": 2, "loss": 3, "partition": 1,
 	"freeze": 1, "thaw": 1, "poweroff": 1, "poweron": 1,
+	"ds-fail": 2, "ds-hang": 2, "ds-heal": 2,
 }
 
 // errLabHelp asks for the usage text on standard output.
@@ -196,6 +205,12 @@ func (c labCall) run(stdout, stderr io.Writer) error {
 		return l.PowerOff(a[0])
 	case "poweron":
 		return l.PowerOn(a[0])
+	case "ds-fail":
+		return l.DSFail(a[0], a[1])
+	case "ds-hang":
+		return l.DSHang(a[0], a[1])
+	case "ds-heal":
+		return l.DSHeal(a[0], a[1])
 	}
 	return fmt.Errorf("unknown subcommand %q", c.cmd)
 }

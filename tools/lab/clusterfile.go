@@ -14,9 +14,10 @@ import (
 // ClusterFile returns the cluster.toml of a lab with options o (defaults
 // filled in) whose folder is dir: cluster o.Name, the key file and port,
 // default timing, one link lL per link with the bridge as its isolation
-// address, the shared datastore ds0, hosts h1..hN with 8 CPUs and 16 GiB,
+// address, the folder datastore ds0 in dir/store and the block datastore
+// ds1 on device, hosts h1..hN with 8 CPUs and 16 GiB,
 // and VMs vm1..vmM of 1 CPU and 1 GiB spread round-robin over the hosts.
-func ClusterFile(o Options, dir string) string {
+func ClusterFile(o Options, dir, device string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The lab %q: %d hosts, %d links, written by 'vigil lab up'.\n\n", o.Name, o.Hosts, o.Links)
 	fmt.Fprintf(&b, "[cluster]\nname = %q\nkey_file = %q\nport = %d\n\n", o.Name, filepath.Join(dir, "cluster.key"), Port)
@@ -28,7 +29,8 @@ func ClusterFile(o Options, dir string) string {
 	for l := 0; l < o.Links; l++ {
 		fmt.Fprintf(&b, "\n[[links]]\nname = %q\nisolation_address = %q\n", linkName(l), isolationAddr(l))
 	}
-	fmt.Fprintf(&b, "\n[[datastores]]\nname = \"ds0\"\npath = %q\n", filepath.Join(dir, "ds0"))
+	fmt.Fprintf(&b, "\n[[datastores]]\nname = %q\npath = %q\n", folderDS, filepath.Join(dir, storeDir, folderDS))
+	fmt.Fprintf(&b, "\n[[datastores]]\nname = %q\ndevice = %q\n", blockDS, device)
 	for n := 1; n <= o.Hosts; n++ {
 		addrs := make([]string, o.Links)
 		for l := range addrs {
@@ -45,8 +47,8 @@ func ClusterFile(o Options, dir string) string {
 
 // writeClusterFiles validates and writes cluster.toml and a new
 // cluster.key (mode 0600, 32 random bytes in hex) into dir.
-func writeClusterFiles(o Options, dir string) error {
-	text := ClusterFile(o, dir)
+func writeClusterFiles(o Options, dir, device string) error {
+	text := ClusterFile(o, dir, device)
 	if _, err := config.Parse([]byte(text)); err != nil {
 		return fmt.Errorf("lab: the generated cluster.toml is invalid: %w (fix: change --hosts, --links or --vms)", err)
 	}

@@ -28,9 +28,9 @@ func TestClusterFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := "/run/vigil-lab/" + tc.o.Name
-			c, err := config.Parse([]byte(ClusterFile(tc.o, dir)))
+			c, err := config.Parse([]byte(ClusterFile(tc.o, dir, "/dev/loop7")))
 			if err != nil {
-				t.Fatalf("invalid cluster file: %v\n%s", err, ClusterFile(tc.o, dir))
+				t.Fatalf("invalid cluster file: %v\n%s", err, ClusterFile(tc.o, dir, "/dev/loop7"))
 			}
 			if c.Cluster.Name != tc.o.Name || c.Cluster.KeyFile != dir+"/cluster.key" || c.Cluster.Port != Port {
 				t.Errorf("cluster = %+v", c.Cluster)
@@ -48,7 +48,8 @@ func TestClusterFile(t *testing.T) {
 			if l := c.Links[last]; l.Name != linkName(last) || l.IsolationAddress != isolationAddr(last).String() {
 				t.Errorf("last link = %+v", l)
 			}
-			if len(c.Datastores) != 1 || c.Datastores[0].Name != "ds0" || c.Datastores[0].Path != dir+"/ds0" {
+			if len(c.Datastores) != 2 || c.Datastores[0].Name != "ds0" || c.Datastores[0].Path != dir+"/store/ds0" ||
+				c.Datastores[1].Name != "ds1" || c.Datastores[1].Device != "/dev/loop7" {
 				t.Errorf("datastores = %+v", c.Datastores)
 			}
 			h := c.Hosts[tc.o.Hosts-1]
@@ -71,7 +72,7 @@ func TestClusterFile(t *testing.T) {
 func TestWriteClusterFiles(t *testing.T) {
 	dir := t.TempDir()
 	o := Options{Name: "lab", Hosts: 2, Links: 1, VMs: 2}
-	if err := writeClusterFiles(o, dir); err != nil {
+	if err := writeClusterFiles(o, dir, "/dev/loop7"); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "cluster.key"))
@@ -88,7 +89,7 @@ func TestWriteClusterFiles(t *testing.T) {
 
 	// A cluster file the config package refuses fails up: here a relative
 	// datastore path.
-	err = writeClusterFiles(o, "relative")
+	err = writeClusterFiles(o, "relative", "/dev/loop7")
 	if err == nil || !strings.Contains(err.Error(), "the generated cluster.toml is invalid") || !strings.Contains(err.Error(), "datastores[0].path") {
 		t.Errorf("relative folder: err = %v, want an invalid datastore path", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"github.com/vigil-ha/vigil/tools/lab/dsfault"
 )
 
 // The supervisor's control protocol: one JSON object a line each way on
@@ -16,6 +18,7 @@ import (
 //
 //	{"op":"disarm","host":"h1"}  -> {"ok":true}
 //	{"op":"state","host":"h1"}   -> {"ok":true,"armed":true,"timeout_ns":4000000000,"left_ns":3100000000}
+//	{"op":"ds","host":"h1","ds":"ds1","mode":"fail"} -> {"ok":true}  (ok, fail or hang)
 //	{"op":"ping"}                -> {"ok":true}
 //	anything else                -> {"ok":false,"error":"..."}
 
@@ -29,6 +32,8 @@ const controlWait = 5 * time.Second
 type ctlRequest struct {
 	Op   string `json:"op"`
 	Host string `json:"host,omitempty"`
+	DS   string `json:"ds,omitempty"`
+	Mode string `json:"mode,omitempty"`
 }
 
 type ctlResponse struct {
@@ -84,7 +89,7 @@ func disarm(sock, host string) error {
 }
 
 // serveControl answers control connections on ln until ctx ends.
-func serveControl(ctx context.Context, ln net.Listener, wd Watchdogs, hosts []string, logf func(string, ...any)) {
+func serveControl(ctx context.Context, ln net.Listener, wd Watchdogs, ds map[string]*dsfault.Faults, hosts []string, logf func(string, ...any)) {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -106,7 +111,7 @@ func serveControl(ctx context.Context, ln net.Listener, wd Watchdogs, hosts []st
 			sc := bufio.NewScanner(conn)
 			enc := json.NewEncoder(conn)
 			for sc.Scan() {
-				if err := enc.Encode(answer(sc.Bytes(), wd, known)); err != nil {
+				if err := enc.Encode(answer(sc.Bytes(), wd, ds, known)); err != nil {
 					return
 				}
 			}
@@ -115,7 +120,7 @@ func serveControl(ctx context.Context, ln net.Listener, wd Watchdogs, hosts []st
 }
 
 // answer handles one request line.
-func answer(line []byte, wd Watchdogs, known map[string]bool) ctlResponse {
+func answer(line []byte, wd Watchdogs, ds map[string]*dsfault.Faults, known map[string]bool) ctlResponse {
 	var r ctlRequest
 	if err := json.Unmarshal(line, &r); err != nil {
 		return ctlResponse{Error: fmt.Sprintf("bad request: %v", err)}
@@ -133,6 +138,17 @@ func answer(line []byte, wd Watchdogs, known map[string]bool) ctlResponse {
 	case "state":
 		armed, timeout, left := wd.State(r.Host)
 		return ctlResponse{OK: true, Armed: armed, TimeoutNS: int64(timeout), LeftNS: int64(left)}
+	case "ds":
+		m, err := dsfault.ParseMode(r.Mode)
+		if err != nil {
+			return ctlResponse{Error: err.Error()}
+		}
+		f := ds[r.Host]
+		if f == nil {
+			return ctlResponse{Error: fmt.Sprintf("%s has no datastore paths", r.Host)}
+		}
+		f.Set(r.DS, m)
+		return ctlResponse{OK: true}
 	}
-	return ctlResponse{Error: fmt.Sprintf("unknown op %q: want disarm, state or ping", r.Op)}
+	return ctlResponse{Error: fmt.Sprintf("unknown op %q: want disarm, state, ds or ping", r.Op)}
 }

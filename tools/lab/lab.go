@@ -50,12 +50,14 @@ func Up(o Options) (*Lab, error) {
 
 func up(o Options) error {
 	dir := labDir(o.Name)
-	for _, d := range []string{dir, filepath.Join(dir, "ds0")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("make %s: %w", d, err)
-		}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
 	}
-	if err := writeClusterFiles(o, dir); err != nil {
+	device, err := prepareStore(dir, o.Name)
+	if err != nil {
+		return err
+	}
+	if err := writeClusterFiles(o, dir, device); err != nil {
 		return err
 	}
 	cgRoot, err := cgroupRoot(o.Name)
@@ -63,6 +65,7 @@ func up(o Options) error {
 		return err
 	}
 	s := newState(o, dir, cgRoot)
+	s.Device = device
 	for _, d := range []string{s.Supervisor.Cgroup} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("make cgroup %s: %w", d, err)
@@ -88,6 +91,9 @@ func up(o Options) error {
 		return err
 	}
 	return update(o.Name, func(s *state) error {
+		if err := attachHostPaths(s); err != nil {
+			return err
+		}
 		for i := range s.Hosts {
 			if err := startAgent(&s.Hosts[i]); err != nil {
 				return err
@@ -247,7 +253,8 @@ func (l *Lab) Start(host string, cmd *exec.Cmd) error {
 func (l *Lab) Down() error { return Down(l.name) }
 
 // Down removes the lab called name: it kills every process of its hosts
-// and its supervisor, and removes its cgroups, namespaces, eBPF pins and
+// and its supervisor, detaches its loop devices, unmounts the hosts'
+// datastore paths, and removes its cgroups, namespaces, eBPF pins and
 // state folder. It works without state.json, by name, and succeeds when
 // there is nothing to remove.
 func Down(name string) error {
@@ -257,13 +264,15 @@ func Down(name string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
-	var errs []error
+	// First the datastore paths: a process waiting on a hung one cannot
+	// be killed until its request ends.
+	errs := []error{abortPaths(name)}
 	if root, err := cgroupRoot(name); err != nil {
 		errs = append(errs, err)
 	} else if err := removeCgroupTree(root); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, deleteNamespaces(name), removePins(name))
+	errs = append(errs, releaseStore(name), deleteNamespaces(name), removePins(name))
 	if err := os.RemoveAll(labDir(name)); err != nil {
 		errs = append(errs, fmt.Errorf("lab: remove %s: %w", labDir(name), err))
 	}

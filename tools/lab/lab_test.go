@@ -224,16 +224,31 @@ func TestLabNetwork(t *testing.T) {
 	})
 }
 
-// TestLabDown checks that down removes everything, and works without
-// state.json and when there is nothing to remove.
+// TestLabDown checks that down removes everything, also while a host's
+// process waits on a hung datastore path, and works without state.json
+// and when there is nothing to remove.
 func TestLabDown(t *testing.T) {
 	l := testLab(t, Options{Hosts: 2, Links: 2})
 	name := l.Name()
 	s := mustState(t, l)
+	if err := l.DSHang("all", "all"); err != nil {
+		t.Fatal(err)
+	}
+	// A direct read of the LUN waits in the kernel, unkillable, for the
+	// loop device, which waits for the hung path.
+	dd, err := l.Exec("h1", "dd", "if="+filepath.Join(s.Hosts[0].Dir, "ds1"), "of=/dev/null", "bs=4096", "count=1", "iflag=direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- dd.Wait() }()
 	if err := l.Down(); err != nil {
 		t.Fatal(err)
 	}
 	assertGone(t, name, s.CgroupRoot)
+	if err := <-waited; err == nil {
+		t.Error("the read of a hung LUN path succeeded")
+	}
 	if err := Down(name); err != nil {
 		t.Errorf("second down: %v", err)
 	}
@@ -261,6 +276,12 @@ func assertGone(t *testing.T, name, cgroup string) {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left behind", p)
 		}
+	}
+	if m, err := mountsUnder(labDir(name) + "/"); err != nil || len(m) > 0 {
+		t.Errorf("mounts left behind: %v, %v", m, err)
+	}
+	if devs := labLoops(t, name); len(devs) > 0 {
+		t.Errorf("loop devices left behind: %v", devs)
 	}
 }
 

@@ -120,7 +120,7 @@ func CheckName(name string) error {
 func AgentArgs(exe, name, host string) []string {
 	dir := filepath.Join(stateRoot, name)
 	hd := filepath.Join(dir, host)
-	return []string{exe, "agent",
+	return append([]string{exe, "agent",
 		"--config", filepath.Join(dir, "cluster.toml"),
 		"--host", host,
 		"--api", filepath.Join(hd, "api.sock"),
@@ -128,7 +128,7 @@ func AgentArgs(exe, name, host string) []string {
 		"--watchdog", "unix:" + filepath.Join(hd, "watchdog.sock"),
 		"--vm-dir", filepath.Join(hd, "vms"),
 		"--log-format", "json",
-	}
+	}, hostDatastorePaths(hd)...)
 }
 
 // hostName is the name of host n (1-based).

@@ -197,7 +197,8 @@ func TestNewStateLayout(t *testing.T) {
 func TestAgentArgs(t *testing.T) {
 	got := strings.Join(AgentArgs("/bin/vigil", "lab", "h2"), " ")
 	want := "/bin/vigil agent --config /run/vigil-lab/lab/cluster.toml --host h2 --api /run/vigil-lab/lab/h2/api.sock " +
-		"--state /run/vigil-lab/lab/h2 --watchdog unix:/run/vigil-lab/lab/h2/watchdog.sock --vm-dir /run/vigil-lab/lab/h2/vms --log-format json"
+		"--state /run/vigil-lab/lab/h2 --watchdog unix:/run/vigil-lab/lab/h2/watchdog.sock --vm-dir /run/vigil-lab/lab/h2/vms --log-format json" +
+		" --datastore ds0=/run/vigil-lab/lab/h2/store/ds0 --datastore ds1=/run/vigil-lab/lab/h2/ds1"
 	if got != want {
 		t.Errorf("AgentArgs =\n%s\nwant\n%s", got, want)
 	}

@@ -30,6 +30,9 @@ type state struct {
 	Partition [][]string `json:"partition,omitempty"`
 	// Supervisor is the supervisor daemon.
 	Supervisor procState `json:"supervisor"`
+	// Device is the loop device on the shared LUN's image that the
+	// cluster file names.
+	Device string `json:"device,omitempty"`
 }
 
 // linkState is one heartbeat link.
@@ -63,6 +66,11 @@ type hostState struct {
 	// host was powered on or off again meanwhile.
 	Gen   int             `json:"gen"`
 	Links []hostLinkState `json:"links"`
+	// BlockDevice is the host's own loop device on the shared LUN.
+	BlockDevice string `json:"block_device,omitempty"`
+	// DSModes holds the faults of the host's datastore paths: "fail" or
+	// "hang" by datastore; a path not listed is ok.
+	DSModes map[string]string `json:"ds_modes,omitempty"`
 }
 
 // hostLinkState is one host's NIC on one link.

@@ -26,7 +26,9 @@ type Status struct {
 	Partition string
 	// SupervisorPID is the supervisor's PID, 0 when it is not running.
 	SupervisorPID int
-	Hosts         []HostStatus
+	// Datastores are the datastores' names, in cluster-file order.
+	Datastores []string
+	Hosts      []HostStatus
 }
 
 // HostStatus is one host of a Status.
@@ -39,7 +41,10 @@ type HostStatus struct {
 	AgentPID     int
 	AgentRunning bool
 	Links        []LinkStatus
-	Watchdog     WatchdogStatus
+	// Datastores holds the host's path to each datastore: ok, fail or
+	// hang.
+	Datastores []string
+	Watchdog   WatchdogStatus
 }
 
 // LinkStatus is one host's NIC on one link.
@@ -71,6 +76,7 @@ func (l *Lab) Status() (*Status, error) {
 	for _, ls := range s.Links {
 		st.Links = append(st.Links, ls.Name)
 	}
+	st.Datastores = datastoreNames
 	var reqs []ctlRequest
 	for _, h := range s.Hosts {
 		reqs = append(reqs, ctlRequest{Op: "state", Host: h.Name})
@@ -91,6 +97,13 @@ func (l *Lab) Status() (*Status, error) {
 		for j, hl := range h.Links {
 			hs.Links = append(hs.Links, LinkStatus{Name: s.Links[j].Name, Cut: hl.Cut, Loss: hl.Loss})
 		}
+		for _, ds := range datastoreNames {
+			m := h.DSModes[ds]
+			if m == "" {
+				m = modeOK
+			}
+			hs.Datastores = append(hs.Datastores, m)
+		}
 		if werr == nil && answers[i].OK {
 			a := answers[i]
 			hs.Watchdog = WatchdogStatus{Known: true, Armed: a.Armed, Timeout: time.Duration(a.TimeoutNS), Left: time.Duration(a.LeftNS)}
@@ -101,7 +114,8 @@ func (l *Lab) Status() (*Status, error) {
 }
 
 // WriteTable writes st as a table: host, power, agent PID, one column per
-// link (up, cut or loss N%) and the watchdog.
+// link (up, cut or loss N%), one per datastore path (ok, fail or hang) and
+// the watchdog.
 func (st *Status) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	sup := "not running"
@@ -109,7 +123,7 @@ func (st *Status) WriteTable(w io.Writer) error {
 		sup = fmt.Sprintf("PID %d", st.SupervisorPID)
 	}
 	fmt.Fprintf(tw, "lab %s: partition %s, supervisor %s\n", st.Name, st.Partition, sup)
-	fmt.Fprintf(tw, "HOST\tPOWER\tAGENT\t%s\tWATCHDOG\n", strings.Join(st.Links, "\t"))
+	fmt.Fprintf(tw, "HOST\tPOWER\tAGENT\t%s\t%s\tWATCHDOG\n", strings.Join(st.Links, "\t"), strings.Join(st.Datastores, "\t"))
 	for _, h := range st.Hosts {
 		power := string(h.Power)
 		if h.Power == PowerOff && h.OffBy != "" {
@@ -133,7 +147,7 @@ func (st *Status) WriteTable(w io.Writer) error {
 				links[i] = "up"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, power, agent, strings.Join(links, "\t"), h.Watchdog)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, power, agent, strings.Join(links, "\t"), strings.Join(h.Datastores, "\t"), h.Watchdog)
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vigil-ha/vigil/tools/lab/dsfault"
 	"github.com/vigil-ha/vigil/tools/lab/wdemu"
 )
 
@@ -53,11 +54,12 @@ type supervisor struct {
 	o  SuperviseOptions
 	s  *state // as read at start: names, paths and the watchdog action
 	wd Watchdogs
+	ds map[string]*dsfault.Faults // each host's datastore paths
 }
 
 // Supervise is the lab's supervisor daemon ('vigil lab supervise'): it
-// serves every host's emulated watchdog and the control socket until ctx
-// ends. A watchdog that fires power-kills its host, marks it off and, under
+// serves every host's emulated watchdog, every host's path to the shared
+// datastores (package dsfault) and the control socket until ctx ends. A watchdog that fires power-kills its host, marks it off and, under
 // the reset action, starts its agent again after the reboot delay.
 func Supervise(ctx context.Context, o SuperviseOptions) error {
 	if o.Logf == nil {
@@ -93,6 +95,18 @@ func supervise(ctx context.Context, o SuperviseOptions) error {
 		hosts = append(hosts, wdemu.Host{Name: name, Socket: filepath.Join(h.Dir, "watchdog.sock"), Fire: func() { sv.fire(name) }})
 	}
 	sv.wd = o.Watchdogs(hosts, o.Logf)
+	ds, paths, err := mountHostPaths(s)
+	defer func() {
+		for _, p := range paths {
+			if err := p.Unmount(); err != nil {
+				o.Logf("%v", err)
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	sv.ds = ds
 
 	if err := os.Remove(s.Supervisor.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("lab: remove the stale control socket: %w", err)
@@ -116,7 +130,7 @@ func supervise(ctx context.Context, o SuperviseOptions) error {
 	if o.Ready != nil {
 		io.WriteString(o.Ready, "ok\n")
 	}
-	go serveControl(ctx, ln, sv.wd, s.hostNames(), o.Logf)
+	go serveControl(ctx, ln, sv.wd, sv.ds, s.hostNames(), o.Logf)
 	select {
 	case <-ctx.Done():
 		<-served
