@@ -36,7 +36,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil demo: %v\n", err)
 		return 1
 	}
-	if r := res.Recovery; !res.CutOK || r.Recovered != r.Lost || r.Lost == 0 {
+	if r := res.Recovery; !res.CutOK || !res.DSOK || r.Recovered != r.Lost || r.Lost == 0 {
 		fmt.Fprintln(stderr, "vigil demo: the cluster did not behave as it must (see above)")
 		return 1
 	}

@@ -1,7 +1,8 @@
 // Package demo runs vigil's lab demonstration: a real three-host cluster in
 // network namespaces loses one link of one host (nothing is fenced), then
-// one host's power, and the survivors' logs are printed as a timeline that
-// ends with
+// one host's path to one of the two shared datastores (nothing is fenced,
+// the host keeps its lease on the other), then one host's power, and the
+// survivors' logs are printed as a timeline that ends with
 //
 //	recovered N/N VMs in T ms (detect X ms, fence Y ms via METHOD)
 //
@@ -37,6 +38,9 @@ type Options struct {
 type Result struct {
 	Recovery Recovery
 	CutOK    bool // the link cut fenced nothing and every peer stayed alive
+	// DSOK: the lost datastore path fenced nothing, every peer stayed
+	// alive and the host kept its lease on the other datastore.
+	DSOK bool
 }
 
 // Run runs the demo; it returns once the lab is down again.
@@ -102,6 +106,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 
+	if res.DSOK, err = dsPath(ctx, out, l, c); err != nil {
+		return res, err
+	}
+
 	// One host's power.
 	victim := "h2"
 	lost := placed[victim]
@@ -122,6 +130,60 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	fmt.Fprintf(out, "\nrecovered %d/%d VMs in %d ms (detect %d ms, fence %d ms via %s)\n",
 		r.Recovered, r.Lost, r.Recover.Milliseconds(), r.Detect.Milliseconds(), r.Fence.Milliseconds(), r.Method)
 	return res, nil
+}
+
+// dsPath fails h1's path to datastore ds1 for 3 s: h1 keeps its lease on
+// ds0 and its VMs, and nobody suspects anybody.
+func dsPath(ctx context.Context, out io.Writer, l *lab.Lab, c *cluster) (bool, error) {
+	const host, ds = "h1", "ds1"
+	fmt.Fprintf(out, "\n== fail %s's path to datastore %s for 3 s (I/O errors) ==\n", host, ds)
+	t0 := time.Now()
+	if err := l.DSFail(host, ds); err != nil {
+		return false, err
+	}
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return false, err
+	}
+	ok, err := c.allAlive(ctx)
+	if err != nil {
+		return false, err
+	}
+	rep := c.status(ctx, nil)[host]
+	if err := l.DSHeal(host, ds); err != nil {
+		return false, err
+	}
+	if err := sleep(ctx, 1500*time.Millisecond); err != nil { // the next renewal lands
+		return false, err
+	}
+	lines, err := c.logs()
+	if err != nil {
+		return false, err
+	}
+	printTimeline(out, lines, t0, time.Now(), "")
+	if rep == nil {
+		return false, fmt.Errorf("%s's agent does not answer", host)
+	}
+	fmt.Fprintf(out, "  after 3 s %s: %s, lease %s (%s)\n", host, rep.Status.Self, rep.Status.Lease, datastores(rep))
+	ok = ok && rep.Status.Self == "healthy" && !fenced(lines, t0)
+	if ok {
+		fmt.Fprintf(out, "%s kept its lease on ds0 and its VMs; nobody was suspected or fenced\n", host)
+	} else {
+		fmt.Fprintf(out, "UNEXPECTED: one lost datastore path changed a verdict or fenced a host\n")
+	}
+	return ok, nil
+}
+
+// datastores describes a host's datastores as its status gives them.
+func datastores(rep *agentd.StatusReply) string {
+	var parts []string
+	for i, d := range rep.Status.Datastores {
+		state := "ok"
+		if d.Failing {
+			state = "FAILING"
+		}
+		parts = append(parts, fmt.Sprintf("ds%d %s", i, state))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -267,7 +329,7 @@ func fenced(lines []Line, t time.Time) bool {
 	return false
 }
 
-var timelineComponents = map[string]bool{"hb": true, "verdict": true, "fence": true, "assign": true, "vm": true, "coord": true, "agent": true}
+var timelineComponents = map[string]bool{"hb": true, "ds": true, "verdict": true, "fence": true, "assign": true, "vm": true, "coord": true, "agent": true}
 
 // printTimeline prints the lines between from and to, relative to from.
 // Lines of host skip (the failed host) are left out.
