@@ -125,22 +125,11 @@ func setup(opts Options) (*daemon, error) {
 		return nil, err
 	}
 	for _, ds := range cfg.Datastores {
-		if ds.Device != "" {
-			b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))
-			if err != nil {
-				d.closeStores()
-				return nil, fmt.Errorf("agent: datastore %s: %w", ds.Name, err)
-			}
-			b.BadSlot = badSlot
-			d.stores = append(d.stores, b)
-			continue
-		}
-		st, err := datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts))
+		st, err := d.openStore(ds, badSlot)
 		if err != nil {
 			d.closeStores()
-			return nil, fmt.Errorf("agent: datastore %s: %w", ds.Name, err)
+			return nil, err
 		}
-		st.BadSlot = badSlot
 		d.stores = append(d.stores, st)
 	}
 	d.hv, err = proc.New(opts.VMDir, opts.Exe, func(name string) {
