@@ -1,0 +1,184 @@
+package itest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfIs reports whether host's agent answers and calls itself want.
+func (c *cluster) selfIs(host, want string) bool {
+	rep, err := c.status(host)
+	return err == nil && rep.Status.Self == want
+}
+
+// quiet fails if since t any agent changed its verdict on a peer, started
+// a fence or restarted a VM, or any watchdog fired.
+func (c *cluster) quiet(t time.Time) {
+	c.t.Helper()
+	c.noVerdictChanges(t)
+	if r := c.logged(t, "assign", "restart"); len(r) > 0 {
+		c.t.Errorf("a VM was restarted: %s", r[0].Text())
+	}
+	if fired := supervisorSaid(c.t.(*testing.T), c, "watchdog fired"); !fired.IsZero() {
+		c.t.Errorf("a watchdog fired at %s", fired.Format(time.StampMilli))
+	}
+}
+
+// TestDatastorePathLost: one host loses its path to one of the two
+// datastores, which changes nothing; then its paths to both (one failing,
+// one hung) for longer than a lease and watchdog proof would take: its
+// network majority keeps it entitled, it keeps its VMs, nobody is fenced
+// and nothing moves; healed, it renews its lease again.
+func TestDatastorePathLost(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	if err := c.l.DSFail("h2", "ds1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 sees ds1 fail", 10*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && rep.Status.Datastores[1].Failing
+	})
+	hold(5 * time.Second)
+	rep, err := c.status("h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status.Self != "healthy" || rep.Status.Lease != "fresh" || rep.Status.Datastores[0].Failing {
+		t.Errorf("h2 without ds1: %s, lease %s, ds0 failing %v; want healthy on a fresh lease from ds0",
+			rep.Status.Self, rep.Status.Lease, rep.Status.Datastores[0].Failing)
+	}
+	if err := c.l.DSHeal("h2", "ds1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 writes ds1 again", 10*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && !rep.Status.Datastores[1].Failing
+	})
+	c.quiet(t0)
+
+	t1 := time.Now()
+	mine := c.vmsOn("h1")
+	slices.Sort(mine)
+	if err := c.l.DSFail("h1", "ds0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.l.DSHang("h1", "ds1"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h1 finds its datastores lost", 20*time.Second, func() bool { return c.selfIs("h1", "datastore-lost") })
+	hold(12 * time.Second) // past the 9 s a lease and watchdog proof takes
+	if err := c.allAlive(""); err != nil {
+		t.Errorf("with h1's datastores lost: %v", err)
+	}
+	if rep, err := c.status("h1"); err != nil || rep.Status.Lease != "held" {
+		t.Errorf("h1's lease: %+v, %v; want held by its network majority", rep.Status.Lease, err)
+	}
+	now := c.vmsOn("h1")
+	slices.Sort(now)
+	if !slices.Equal(now, mine) {
+		t.Errorf("h1 runs %v, ran %v before it lost its datastores", now, mine)
+	}
+	c.quiet(t1)
+	c.onlyOnce(6)
+	if err := c.l.DSHeal("h1", "all"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h1 healthy on a fresh lease", 20*time.Second, func() bool {
+		rep, err := c.status("h1")
+		return err == nil && rep.Status.Self == "healthy" && rep.Status.Lease == "fresh"
+	})
+	c.quiet(t0)
+	c.onlyOnce(6)
+}
+
+// TestDatastoreLostEverywhere: every host loses every datastore, first
+// with I/O errors, then hung, each for longer than a lease and watchdog
+// proof would take: no fence storm, no watchdog fires, nothing moves, and
+// everyone is healthy again once the datastores are back.
+func TestDatastoreLostEverywhere(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	t0 := time.Now()
+	for _, fault := range []struct {
+		name string
+		do   func(host, ds string) error
+	}{{"fail", c.l.DSFail}, {"hang", c.l.DSHang}} {
+		if err := fault.do("all", "all"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("every host finds its datastores lost ("+fault.name+")", 20*time.Second, func() bool {
+			for _, h := range c.hosts {
+				if !c.selfIs(h, "datastore-lost") {
+					return false
+				}
+			}
+			return true
+		})
+		hold(12 * time.Second)
+		if err := c.allAlive(""); err != nil {
+			t.Errorf("every datastore %s: %v", fault.name, err)
+		}
+		c.quiet(t0)
+		c.onlyOnce(6)
+		if err := c.l.DSHeal("all", "all"); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("every host healthy again", 20*time.Second, func() bool {
+			for _, h := range c.hosts {
+				if !c.selfIs(h, "healthy") {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	c.quiet(t0)
+	c.onlyOnce(6)
+}
+
+// TestDatastoreAndNetworkLost: a host loses its datastores and then the
+// network (the others can no longer hear it): with neither a lease nor a
+// network majority it stops petting its watchdog, which resets it, and
+// only after that do the others restart its VMs, on the lease and
+// watchdog proof.
+func TestDatastoreAndNetworkLost(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	mine := c.vmsOn("h3")
+	if err := c.l.DSFail("h3", "all"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h3 finds its datastores lost", 20*time.Second, func() bool { return c.selfIs("h3", "datastore-lost") })
+	t1 := time.Now()
+	if err := c.l.Partition("h1,h2|h3"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h3's VMs running on h1 and h2", 40*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h3": true})) == 6
+	})
+	fired := supervisorSaid(t, c, "watchdog fired on h3")
+	if fired.IsZero() || fired.Before(t1) {
+		t.Fatalf("h3's watchdog did not fire (at %v)", fired)
+	}
+	c.movedWith(t1, "h3", mine, "lease-expired")
+	for _, l := range c.logged(t1, "assign", "restart") {
+		if l.Attrs["from"] == "h3" && l.Time.Before(fired) {
+			t.Errorf("%v restarted at %s, before h3's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), fired.Format(time.StampMilli))
+		}
+	}
+	for _, l := range c.logged(t1, "fence", "fencing") {
+		if !strings.Contains(l.Msg, "h3") {
+			t.Errorf("%s fenced another host than h3: %q", l.Host, l.Msg)
+		}
+	}
+	c.onlyOnce(6, "h3")
+	if err := c.l.Partition("none"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.l.DSHeal("h3", "all"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h3 back and healthy", 40*time.Second, func() bool { return c.selfIs("h3", "healthy") })
+	c.onlyOnce(6)
+}
