@@ -106,4 +106,3 @@ func (l *lateStore) Close() error {
 	}
 	return nil
 }
-
