@@ -41,6 +41,9 @@ func ClusterFile(o Options, dir, device string) string {
 	}
 	for i := 1; i <= o.VMs; i++ {
 		fmt.Fprintf(&b, "\n[[vms]]\nname = \"vm%d\"\ncpu = 1\nmemory = \"1GiB\"\nhost = %q\n", i, hostName((i-1)%o.Hosts+1))
+		if i <= len(o.Isolation) && o.Isolation[i-1] != "" {
+			fmt.Fprintf(&b, "isolation_response = %q\n", o.Isolation[i-1])
+		}
 	}
 	return b.String()
 }

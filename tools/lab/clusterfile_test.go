@@ -15,16 +15,19 @@ import (
 
 func TestClusterFile(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		o        Options
-		failures int
-		vmHosts  []string // host of vm1, vm2, ...
+		name      string
+		o         Options
+		failures  int
+		vmHosts   []string // host of vm1, vm2, ...
+		isolation []string // isolation_response of vm1, vm2, ...
 	}{
 		{name: "three hosts two links", o: Options{Name: "lab", Hosts: 3, Links: 2, VMs: 6},
 			failures: 1, vmHosts: []string{"h1", "h2", "h3", "h1", "h2", "h3"}},
 		{name: "one host", o: Options{Name: "solo", Hosts: 1, Links: 1, VMs: 2}, failures: 0, vmHosts: []string{"h1", "h1"}},
 		{name: "largest", o: Options{Name: "big", Hosts: 16, Links: 8, VMs: 32}, failures: 1},
 		{name: "no vms", o: Options{Name: "empty", Hosts: 2, Links: 1}, failures: 1},
+		{name: "isolation responses", o: Options{Name: "iso", Hosts: 3, Links: 1, VMs: 4, Isolation: []string{"", "poweroff", "leave-running"}},
+			failures: 1, vmHosts: []string{"h1", "h2", "h3", "h1"}, isolation: []string{"", "poweroff", "leave-running", ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := "/run/vigil-lab/" + tc.o.Name
@@ -63,6 +66,9 @@ func TestClusterFile(t *testing.T) {
 				v := c.VMs[i]
 				if v.Host != want || v.CPU != 1 || v.Memory.MiB() != 1024 || v.Name != "vm"+string(rune('1'+i)) {
 					t.Errorf("vm %d = %+v, want on %s", i+1, v, want)
+				}
+				if i < len(tc.isolation) && v.IsolationResponse != tc.isolation[i] {
+					t.Errorf("vm %d isolation_response %q, want %q", i+1, v.IsolationResponse, tc.isolation[i])
 				}
 			}
 		})

@@ -51,6 +51,10 @@ type Options struct {
 	Links int
 	// VMs is the number of VMs in cluster.toml; 0 means two per host.
 	VMs int
+	// Isolation holds the isolation_response of vm1, vm2, ... in order
+	// (leave-running, shutdown or poweroff); an empty or missing entry
+	// leaves the VM the cluster's default, shutdown.
+	Isolation []string
 	// WatchdogAction is ActionReset (empty means it) or ActionPowerOff.
 	WatchdogAction string
 	// Executable is the vigil binary the lab starts agents and the

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/tools/lab"
 )
 
 // noVerdictChanges fails if any agent changed its verdict on a peer, or
@@ -129,34 +131,50 @@ func TestLossOnOneLink(t *testing.T) {
 	c.onlyOnce(6)
 }
 
-// TestIsolatedHost: a host loses every link. It finds itself isolated
-// (no peer, no isolation address), shuts its VMs down as its isolation
-// response and releases them; the others restart them on the proof of that
-// release, and fence nobody.
+// TestIsolatedHost: every link of h3 is cut. It finds itself isolated
+// and applies each VM's isolation response: vm3 is shut down and vm6
+// powered off, both released and restarted elsewhere exactly once on
+// proof (a); vm9, left running, stays on h3 and nobody restarts it (h3's
+// slot is alive). Nobody is fenced. Healed, h3 is healthy again.
 func TestIsolatedHost(t *testing.T) {
-	c := newCluster(t, 3, 2)
+	c := newClusterWith(t, lab.Options{Hosts: 3, Links: 2, VMs: 9,
+		Isolation: []string{2: "shutdown", 5: "poweroff", 8: "leave-running"}})
 	t0 := time.Now()
-	mine := c.vmsOn("h3")
+	if on := c.vmsOn("h3"); len(on) != 3 {
+		t.Fatalf("h3 runs %v; want vm3, vm6 and vm9", on)
+	}
 	for _, l := range []string{"0", "1"} {
 		if err := c.l.Cut("h3", l); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.waitFor("h3's VMs running on h1 and h2", 40*time.Second, func() bool {
-		return len(c.running(map[string]bool{"h3": true})) == 6
+	c.waitFor("vm3 and vm6 running on h1 and h2", 40*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h3": true})) == 8
 	})
 	rep, err := c.status("h3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Status.Self != "isolated" || len(c.vmsOn("h3")) != 0 {
-		t.Errorf("h3 says it is %s and runs %v; want isolated and nothing", rep.Status.Self, c.vmsOn("h3"))
+	if on := c.vmsOn("h3"); rep.Status.Self != "isolated" || len(on) != 1 || on[0] != "vm9" {
+		t.Errorf("h3 says it is %s and runs %v; want isolated and vm9 only", rep.Status.Self, on)
 	}
-	c.movedWith(t0, "h3", mine, "released")
+	for vm, response := range map[string]string{"vm3": "shutting down", "vm6": "powering off", "vm9": "leaving vm9 running"} {
+		if len(c.logged(t0, "vm", "isolation response: "+response)) == 0 {
+			t.Errorf("h3 did not log the isolation response of %s (%q)", vm, response)
+		}
+	}
+	c.movedWith(t0, "h3", []string{"vm3", "vm6"}, "released")
+	restarts := map[string]int{}
+	for _, l := range c.logged(t0, "assign", "restart") {
+		restarts[fmt.Sprint(l.Attrs["vm"])]++
+	}
+	if restarts["vm3"] != 1 || restarts["vm6"] != 1 || len(restarts) != 2 {
+		t.Errorf("restarts %v; want vm3 and vm6 once each and nothing else", restarts)
+	}
 	if f := c.logged(t0, "fence", "fencing"); len(f) > 0 {
 		t.Errorf("an isolated host that released its VMs was fenced: %q", f[0].Msg)
 	}
-	c.onlyOnce(6, "h3")
+	c.onlyOnce(9)
 	for _, l := range []string{"0", "1"} {
 		if err := c.l.Heal("h3", l); err != nil {
 			t.Fatal(err)
@@ -166,7 +184,7 @@ func TestIsolatedHost(t *testing.T) {
 		rep, err := c.status("h3")
 		return err == nil && rep.Status.Self == "healthy"
 	})
-	c.onlyOnce(6)
+	c.onlyOnce(9)
 }
 
 // TestPowerOff: a host loses power; its VMs run again on the others with

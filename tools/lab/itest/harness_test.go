@@ -65,11 +65,21 @@ type cluster struct {
 // host, and waits until every VM runs. The lab goes down with the test.
 func newCluster(t testing.TB, hosts, links int) *cluster {
 	t.Helper()
+	return newClusterWith(t, lab.Options{Hosts: hosts, Links: links})
+}
+
+// newClusterWith is newCluster for the lab o describes (its name and
+// executable are the test's).
+func newClusterWith(t testing.TB, o lab.Options) *cluster {
+	t.Helper()
 	privtest.Require(t)
 	tag := make([]byte, 3)
 	rand.Read(tag)
-	name := "it-" + hex.EncodeToString(tag)
-	l, err := lab.Up(lab.Options{Name: name, Hosts: hosts, Links: links, Executable: exe})
+	o.Name, o.Executable = "it-"+hex.EncodeToString(tag), exe
+	if o.VMs == 0 {
+		o.VMs = 2 * o.Hosts
+	}
+	l, err := lab.Up(o)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -86,7 +96,7 @@ func newCluster(t testing.TB, hosts, links int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor("every VM running", 30*time.Second, func() bool { return len(c.running(nil)) == 2*hosts })
+	c.waitFor("every VM running", 30*time.Second, func() bool { return len(c.running(nil)) == o.VMs })
 	return c
 }
 
