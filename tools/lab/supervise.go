@@ -146,14 +146,17 @@ func supervise(ctx context.Context, o SuperviseOptions) error {
 // fire handles the expiry of host's watchdog: power loss, then a reboot
 // unless the action is poweroff.
 func (sv *supervisor) fire(host string) {
-	sv.o.Logf("watchdog fired on %s", host)
 	h, err := sv.s.host(host)
 	if err != nil {
-		sv.o.Logf("fire: %v", err)
+		sv.o.Logf("watchdog fired on %s: %v", host, err)
 		return
 	}
+	// Logged once the host is dead, so that whoever reads the line
+	// finds its processes gone.
 	if err := resetCgroup(h.Agent.Cgroup); err != nil {
-		sv.o.Logf("power-kill %s: %v", host, err)
+		sv.o.Logf("watchdog fired on %s: power-kill: %v", host, err)
+	} else {
+		sv.o.Logf("watchdog fired on %s: power-killed", host)
 	}
 	sv.wd.Disarm(host)
 	var gen int

@@ -21,7 +21,7 @@ func (c *cluster) quiet(t time.Time) {
 	if r := c.logged(t, "assign", "restart"); len(r) > 0 {
 		c.t.Errorf("a VM was restarted: %s", r[0].Text())
 	}
-	if fired := supervisorSaid(c.t.(*testing.T), c, "watchdog fired"); !fired.IsZero() {
+	if fired := supervisorSaid(c.t, c, "watchdog fired"); !fired.IsZero() {
 		c.t.Errorf("a watchdog fired at %s", fired.Format(time.StampMilli))
 	}
 }

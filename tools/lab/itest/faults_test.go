@@ -279,7 +279,7 @@ func TestFreezeAndThaw(t *testing.T) {
 
 // supervisorSaid returns the time of the supervisor's first log line
 // containing sub, or the zero time.
-func supervisorSaid(t *testing.T, c *cluster, sub string) time.Time {
+func supervisorSaid(t testing.TB, c *cluster, sub string) time.Time {
 	data, err := os.ReadFile(filepath.Join(c.l.Dir(), "supervisor.log"))
 	if err != nil {
 		t.Fatal(err)
