@@ -69,6 +69,9 @@ func capture(t *testing.T, hubNS, ifname string, dst netip.Addr) []byte {
 	buf := make([]byte, 65536)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue // the Go runtime's preemption signal
+		}
 		if err != nil {
 			t.Fatalf("no heartbeat seen on %s: %v", ifname, err)
 		}
