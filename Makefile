@@ -43,13 +43,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/... ./drivers/... ./firmware/...
 
 # Go's coverage-guided fuzzers, 30 s each: the cluster-file parser, the
-# failure detector, the heartbeat decoder, the datastore record decoder and
-# the core's event handling.
+# failure detector, the heartbeat decoder, the datastore slot and incident
+# record decoders and the core's event handling.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./firmware/config
 	$(GO) test -run '^$$' -fuzz FuzzLink -fuzztime 30s ./hb
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./hb
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./drivers/datastore
+	$(GO) test -run '^$$' -fuzz FuzzDecodeIncident -fuzztime 30s ./drivers/datastore
 	$(GO) test -run '^$$' -fuzz FuzzStep -fuzztime 30s ./fence/cluster
 
 clean:

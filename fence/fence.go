@@ -63,6 +63,16 @@ const (
 	Status
 )
 
+func (o Op) String() string {
+	switch o {
+	case PowerOff:
+		return "power-off"
+	case Status:
+		return "power-status"
+	}
+	return "none"
+}
+
 // Reply is a BMC answer.
 type Reply struct {
 	Op  Op
@@ -80,7 +90,8 @@ type Input struct {
 // Attempt is one BMC request and what came of it, for the incident record.
 type Attempt struct {
 	Op     Op
-	At     time.Duration
+	At     time.Duration // when the request was sent
+	Done   time.Duration // when its answer came (0: none yet)
 	Result string
 }
 
@@ -166,6 +177,7 @@ func (f *Fence) Step(now time.Duration, in Input) (req Op, stuck bool) {
 
 func (f *Fence) reply(now time.Duration, r *Reply) {
 	a := &f.attempts[len(f.attempts)-1]
+	a.Done = now
 	f.next = now + f.poll
 	switch {
 	case r.Err != nil:

@@ -118,7 +118,7 @@ func TestAttemptsRecorded(t *testing.T) {
 	f.Step(10*ms, Input{Reply: &Reply{Op: PowerOff, Err: errors.New("timeout")}})
 	f.Step(200*ms, Input{})
 	got := f.Attempts()
-	if len(got) != 2 || got[0].Result != "error: timeout" || got[1].Op != PowerOff {
+	if len(got) != 2 || got[0].Result != "error: timeout" || got[0].Done != 10*ms || got[1].Op != PowerOff || got[1].Done != 0 || got[1].Op.String() != "power-off" {
 		t.Fatalf("attempts %+v", got)
 	}
 }

@@ -29,7 +29,7 @@ func imageFile(t testing.TB, n int64) string {
 }
 
 func TestBlockInit(t *testing.T) {
-	p := imageFile(t, 1<<20)
+	p := imageFile(t, 4<<20)
 	if done, err := InitBlock(p, "lab", 16); err != nil || !done {
 		t.Fatalf("init = %v, %v", done, err)
 	}
@@ -237,7 +237,7 @@ func BenchmarkBlockSlotRoundTrip(b *testing.B) {
 // device (target: under 20 ms).
 func BenchmarkBlockSweep256(b *testing.B) {
 	privtest.Require(b)
-	dev := attach(b, imageFile(b, 4<<20))
+	dev := attach(b, imageFile(b, 32<<20))
 	if _, err := InitBlock(dev.Path, "lab", 256); err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,14 @@
 // write-to-temp, fsync, rename and a directory fsync, so a reader sees the
 // old record or the new one, never a mix; and Block, a raw shared device
 // (a LUN, a loop device in the lab) with fixed 4 KiB slots.
+//
+// Both also keep the coordinators' incident records (AppendIncident,
+// DecodeIncident: the same header with magic VGIR), each in its writer's
+// own area: a file per incident under CLUSTER/incidents/ in a folder, a
+// ring of 4 KiB incident slots per host on a device.
+//
+//	err = d.WriteIncident(x)             // x.ID.Host's area
+//	xs, bad, err := d.ReadIncidents()    // every host's; bad: skipped records
 package datastore
 
 import (
@@ -22,19 +30,31 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/hb"
 )
 
 // Store is a datastore as the agent uses it: this host's slot written, every
-// slot read. *Dir, or the fake of package datastoretest.
+// slot read, and the incident records. *Dir, *Block, or the fake of package
+// datastoretest.
 type Store interface {
 	// Write replaces host r.Host's slot with r.
 	Write(r *cluster.Record) error
 	// ReadAll reads every slot, indexed by host; an empty or bad slot is
 	// nil. An error means the datastore could not be read.
 	ReadAll() ([]*cluster.Record, error)
+	// WriteIncident stores a version of an incident in the area of its
+	// coordinator (x.ID.Host), which alone writes there: it replaces the
+	// incident's older version, and the area keeps that host's newest
+	// incidents. Safe for concurrent use.
+	WriteIncident(x *cluster.Incident) error
+	// ReadIncidents reads every host's incidents: the newest version of
+	// each that passes its checks, ordered by id, and an error (matching
+	// ErrBadIncident) for each record that does not. An error means the
+	// datastore could not be read.
+	ReadIncidents() ([]*cluster.Incident, []error, error)
 }
 
 var _ Store = (*Dir)(nil)
@@ -65,6 +85,7 @@ type Dir struct {
 	hosts   int
 	// BadSlot, when set, hears about every slot that failed its checks.
 	BadSlot func(error)
+	imu     sync.Mutex // incident writes, one at a time
 }
 
 // OpenDir opens the datastore in folder path for cluster, creating the

@@ -100,14 +100,7 @@ func AppendRecord(dst []byte, clusterID uint64, r *cluster.Record) ([]byte, erro
 	if size > MaxRecord {
 		return dst[:start], fmt.Errorf("datastore: host %d's record takes %d bytes, a slot holds %d (%d claims, %d assignments, %d fence proofs): fewer VMs per host, or shorter fence details", r.Host, size, MaxRecord, len(r.Claims), len(r.Assignments), len(r.Fenced))
 	}
-	h := b[start : start+headerSize]
-	copy(h[0:4], recordMagic[:])
-	binary.LittleEndian.PutUint16(h[4:], RecordFormat)
-	binary.LittleEndian.PutUint16(h[6:], uint16(size-headerSize))
-	binary.LittleEndian.PutUint64(h[8:], clusterID)
-	binary.LittleEndian.PutUint32(h[16:], uint32(r.Host))
-	binary.LittleEndian.PutUint64(h[20:], r.Incarnation)
-	binary.LittleEndian.PutUint32(h[28:], recordSum(b[start:]))
+	putHeader(b[start:], recordMagic, RecordFormat, clusterID, r.Host, r.Incarnation)
 	return b, nil
 }
 
@@ -132,31 +125,9 @@ func DecodeRecord(data []byte, clusterID uint64, host int) (*cluster.Record, err
 }
 
 func decodeRecord(data []byte, clusterID uint64, host int) (*cluster.Record, error) {
-	if len(data) < headerSize {
-		if allZero(data) {
-			return nil, errEmpty
-		}
-		return nil, fmt.Errorf("truncated: %d bytes, a record has at least %d", len(data), headerSize)
-	}
-	if [4]byte(data[0:4]) != recordMagic {
-		if allZero(data[:headerSize]) {
-			return nil, errEmpty
-		}
-		return nil, fmt.Errorf("no record magic (starts % x): the slot holds something else or was overwritten", data[0:4])
-	}
-	if v := binary.LittleEndian.Uint16(data[4:]); v != RecordFormat {
-		return nil, fmt.Errorf("record format %d, this build reads format %d: upgrade every host to the same vigil version", v, RecordFormat)
-	}
-	n := int(binary.LittleEndian.Uint16(data[6:]))
-	if headerSize+n > len(data) || headerSize+n > MaxRecord {
-		return nil, fmt.Errorf("torn: the header says %d body bytes, %d are there", n, min(len(data), MaxRecord)-headerSize)
-	}
-	rec := data[:headerSize+n]
-	if got, want := recordSum(rec), binary.LittleEndian.Uint32(data[28:]); got != want {
-		return nil, fmt.Errorf("checksum mismatch (CRC-32C %08x, header says %08x): the record is torn or corrupt", got, want)
-	}
-	if id := binary.LittleEndian.Uint64(data[8:]); id != clusterID {
-		return nil, fmt.Errorf("written by another cluster (id %016x, this one is %016x): give each cluster its own datastore", id, clusterID)
+	rec, err := checkHeader(data, recordMagic, RecordFormat, MaxRecord, clusterID, "record")
+	if err != nil {
+		return nil, err
 	}
 	if h := int(binary.LittleEndian.Uint32(data[16:])); h != host {
 		return nil, fmt.Errorf("holds host %d's record, not host %d's", h, host)
@@ -230,6 +201,10 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("bad or cut varint")
 		return 0
 	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.fail("varint longer than it needs to be") // re-encoding would differ
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
 }
@@ -238,6 +213,10 @@ func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail("bad or cut varint")
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.fail("varint longer than it needs to be")
 		return 0
 	}
 	d.b = d.b[n:]

@@ -30,6 +30,7 @@ type coordinator struct {
 	waitSaid time.Duration // when "recovery waits" was last logged
 	since    time.Duration // when this host became coordinator
 	owner    []owner
+	book     incidentBook // incidents this host keeps as coordinator
 }
 
 // owner is the newest claim on a VM, over every record.
@@ -49,9 +50,10 @@ func newCoordinator(n *Node) *coordinator {
 	}
 }
 
-func (c *coordinator) stepDown() {
+func (c *coordinator) stepDown(now time.Duration) {
 	c.assign = nil
 	c.dirty = true
+	c.closeAll(now, "handed over: "+c.n.name(c.n.self)+" stopped coordinating")
 }
 
 // ready says whether this host can act for the partition right now: its lease
@@ -93,6 +95,7 @@ func (c *coordinator) tick(now time.Duration) {
 		c.nextPlan = now + c.n.spec.Timing.DatastoreInterval
 		c.owners()
 		c.pruneAssignments()
+		c.updateIncidents(now)
 	}
 	c.fenceTick(now)
 	if (replan || c.dirty) && !c.fencing(now) {
@@ -165,12 +168,14 @@ func (c *coordinator) fenceTick(now time.Duration) {
 			inc = r.Incarnation
 		}
 		if c.fences[h] != nil && inc != c.fenceInc[h] {
+			c.fenceAbandoned(now, h, fmt.Sprintf("%s restarted (incarnation %d) before its fence was proven", n.name(h), inc))
 			c.fences[h], c.proven[h] = nil, nil // a new life: the old fence is moot
 		}
 		f := c.fences[h]
 		if p.verdict != Failed {
 			if f != nil && f.State() != fence.Proven {
 				n.logf(slog.LevelInfo, "fence", "%s is %s again: fence abandoned", n.name(h), p.verdict)
+				c.fenceAbandoned(now, h, fmt.Sprintf("%s is %s again", n.name(h), p.verdict))
 				c.fences[h] = nil
 			}
 			continue
@@ -181,13 +186,14 @@ func (c *coordinator) fenceTick(now time.Duration) {
 			}
 			f = fence.New(n.spec.Hosts[h].BMC, n.spec.Timing.BMCPoll, n.spec.Timing.FenceTimeout)
 			c.fences[h], c.fenceInc[h] = f, inc
-			how := "waiting for its lease and watchdog deadlines"
+			how, plan := "waiting for its lease and watchdog deadlines", fence.Lease
 			if ok, _, _ := n.leaseProof(h, now); ok {
 				how = "its lease and watchdog deadlines have already passed"
 			} else if n.spec.Hosts[h].BMC {
-				how = "powering it off through its BMC"
+				how, plan = "powering it off through its BMC", fence.BMC
 			}
 			n.logf(slog.LevelWarn, "fence", "fencing %s (incarnation %d): %s", n.name(h), inc, how)
+			c.fenceOpened(now, h, inc, plan)
 		}
 		c.stepFence(now, h, nil)
 	}
@@ -249,6 +255,7 @@ func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
 	}
 	lease, ctr, _ := n.leaseProof(h, now)
 	req, stuck := f.Step(now, fence.Input{Start: true, LeaseProof: lease, Reply: r})
+	c.fenceNoted(now, h, f, stuck)
 	if stuck {
 		n.logf(slog.LevelError, "fence", "fence of %s has no proof after %s: check its BMC; still waiting for its lease to expire", n.name(h), ms(n.spec.Timing.FenceTimeout))
 	}
@@ -271,6 +278,7 @@ func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
 		pr.Detail = fmt.Sprintf("lease counter %d still, and W+margin=%s past both its lease and its network quorum", ctr, ms(t.WatchdogTimeout+t.Margin))
 	}
 	c.proven[h] = &pr
+	c.fenceProven(now, h, pr)
 	c.proofs = append(c.proofs, pr)
 	if len(c.proofs) > 8 {
 		c.proofs = c.proofs[len(c.proofs)-8:]

@@ -26,6 +26,11 @@ type peer struct {
 	verdict  Verdict
 	silentAt time.Duration // when the peer went network-silent (-1 while heard)
 	lostAt   time.Duration // when this host last stopped taking the peer for alive
+	// The evidence rows when the peer was last suspected (left alive) and
+	// when it was last declared failed or isolated, for incidents.
+	lostRows    []string
+	decidedAt   time.Duration
+	decidedRows []string
 }
 
 func (p *peer) init(h *peerHot, links []hb.Link, datastores int, det *hb.DetectorConfig) {

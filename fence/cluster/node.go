@@ -1,8 +1,8 @@
 // Package cluster is vigil's pure decision core: one Node per host turns
 // evidence (heartbeats, datastore slots, BMC and hypervisor answers) into
 // verdicts and actions (heartbeats to send, slots to write, the watchdog pet,
-// fences, VM starts). No goroutines, no clock reads, no I/O: the shell passes
-// the host's monotonic time into every Step.
+// fences, VM starts, incident records). No goroutines, no clock reads, no
+// I/O: the shell passes the host's monotonic time into every Step.
 //
 //	n := cluster.NewNode(cluster.Config{Spec: spec, Self: 0, Incarnation: inc})
 //	for ev := range events {
@@ -195,6 +195,7 @@ func (n *Node) Step(now time.Duration, ev Event) []Action {
 	if n.recDirty && n.joined {
 		n.writeAll(now)
 	}
+	n.co.flushIncidents()
 	return n.out
 }
 

@@ -39,6 +39,10 @@ type bench struct {
 	logs    []string
 	started []int
 	sent    int
+
+	incidents []*Incident // every RecordIncident, in order
+	bmcOff    bool        // answer BMC requests: power-off done, power reads off
+	vmOK      bool        // answer VM starts: running
 }
 
 func newBench(t *testing.T, s *Spec, self int) *bench {
@@ -73,7 +77,16 @@ func (b *bench) step(ev Event) {
 			case VM:
 				if x.Op == VMStart {
 					b.started = append(b.started, x.VM)
+					if b.vmOK {
+						queue = append(queue, VMDone{VM: x.VM, Op: x.Op, Seq: x.Seq})
+					}
 				}
+			case BMC:
+				if b.bmcOff {
+					queue = append(queue, BMCReplied{Host: x.Host, Op: x.Op})
+				}
+			case RecordIncident:
+				b.incidents = append(b.incidents, x.Incident)
 			case Send:
 				b.sent++
 			}

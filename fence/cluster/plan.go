@@ -19,6 +19,7 @@ type candidate struct {
 	proof Proof
 	first bool // never ran: admission control applies
 	avoid []int
+	why   Reason // why the old owner released it (proof a)
 }
 
 func (c *coordinator) candidates(now time.Duration) []candidate {
@@ -45,7 +46,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 			case la.Host != n.self && c.proven[la.Host] != nil:
 				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: *c.proven[la.Host]})
 			case c.restartedWithout(la):
-				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, proof: Proof{Kind: ProofReleased, Host: la.Host, At: now,
+				cands = append(cands, candidate{vm: v, from: la.Host, epoch: la.Epoch, why: Rejoined, proof: Proof{Kind: ProofReleased, Host: la.Host, At: now,
 					Detail: fmt.Sprintf("%s restarted (incarnation %d) before taking it", n.name(la.Host), c.incOf(la.Host))}})
 			default:
 				c.assign = append(c.assign, la) // inherited: gossip it again
@@ -65,7 +66,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != AgentStop && o.why != Declined && o.why != Conflict) {
 				continue
 			}
-			cd := candidate{vm: v, from: o.host, epoch: o.epoch, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}
+			cd := candidate{vm: v, from: o.host, epoch: o.epoch, why: o.why, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}
 			if o.why == StartFailed || o.why == Exited {
 				if !c.retry(now, v, o) {
 					continue
@@ -209,13 +210,23 @@ func (c *coordinator) plan(now time.Duration) {
 		if cd.from >= 0 && cd.from != n.self {
 			failed = n.peers[cd.from].silentAt
 		}
-		n.emit(Assigned{VM: p.VM, From: cd.from, To: p.Host, Epoch: a.Epoch, Proof: cd.proof, Failed: failed})
+		asg := Assigned{VM: p.VM, From: cd.from, To: p.Host, Epoch: a.Epoch, Proof: cd.proof, Failed: failed}
+		n.emit(asg)
+		if cd.from >= 0 {
+			c.incidentPlaced(now, cd, asg)
+		}
 	}
 	for _, w := range res.Waiting {
 		c.say(w.VM, slog.LevelInfo, "%s: %s", n.vmName(w.VM), w.Reason)
+		if cd := byVM[w.VM]; cd != nil && cd.from >= 0 {
+			c.incidentWaiting(now, cd, w.Reason)
+		}
 	}
 	for _, r := range res.Refused {
 		c.say(r.VM, slog.LevelWarn, "cannot place %s: %s", n.vmName(r.VM), r.Reason)
+		if cd := byVM[r.VM]; cd != nil && cd.from >= 0 {
+			c.incidentWaiting(now, cd, r.Reason)
+		}
 	}
 	if len(res.Placed) > 0 {
 		n.version++

@@ -265,7 +265,8 @@ type Log struct {
 // Assigned reports that the coordinator assigned a VM to a host at a new
 // ownership epoch, with the proof that its old owner can no longer run it
 // (Proof.Kind is zero for a VM that never ran). The simulator's invariant
-// checker reads it; the agent logs it to the incident log.
+// checker reads it; the agent logs it. The placement is also recorded in
+// the old owner's incident (RecordIncident).
 type Assigned struct {
 	VM     int
 	From   int // old owner, -1 for a first power-on

@@ -143,11 +143,16 @@ func (n *Node) updateVerdicts(now time.Duration) {
 			n.suspects++
 		}
 		if v != p.verdict {
+			var rows []string
 			if p.verdict != Unknown || v != Alive {
-				n.logf(levelOf(v), "verdict", "%s: %s -> %s (%s)", n.name(h), p.verdict, v, strings.Join(n.Explain(h, now), "; "))
+				rows = n.Explain(h, now)
+				n.logf(levelOf(v), "verdict", "%s: %s -> %s (%s)", n.name(h), p.verdict, v, strings.Join(rows, "; "))
 			}
 			if p.verdict == Alive || p.verdict == Unknown {
-				p.lostAt = now
+				p.lostAt, p.lostRows = now, rows
+			}
+			if v == Failed || v == Isolated {
+				p.decidedAt, p.decidedRows = now, rows
 			}
 			p.verdict = v
 			n.co.dirty = true
@@ -347,7 +352,7 @@ func (n *Node) updateCoordinator(now time.Duration) {
 			n.logf(slog.LevelWarn, "coord", "no longer coordinator (partition of %d of %d hosts, quorate=%v)", part.Len(), total, quorate)
 		}
 		if n.coord == n.self {
-			n.co.stepDown()
+			n.co.stepDown(now)
 		}
 		if coord == n.self {
 			n.co.since = now

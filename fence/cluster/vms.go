@@ -149,6 +149,9 @@ func (n *Node) vmDone(now time.Duration, e VMDone) {
 		}
 		lc.State = Running
 		n.logf(slog.LevelInfo, "vm", "%s running", name)
+		if n.coord == n.self {
+			n.co.incidentRunning(now, e.VM, lc.Epoch)
+		}
 		n.bump()
 	case e.Err != nil && e.Op == VMStop:
 		n.logf(slog.LevelWarn, "vm", "stopping %s failed (%v): killing it", name, e.Err)

@@ -60,6 +60,8 @@ func (a *Agent) do(act cluster.Action) {
 		a.env.Log(x.Level, x.Component, x.Msg)
 	case cluster.Assigned:
 		a.env.Assigned(x)
+	case cluster.RecordIncident:
+		a.env.RecordIncident(x.Incident)
 	default:
 		panic("agent: unknown action")
 	}

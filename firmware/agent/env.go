@@ -40,6 +40,11 @@ type Env interface {
 	VM(vm int, op cluster.VMOp, seq uint64)
 	// Log writes an operator log line.
 	Log(level slog.Level, component, msg string)
-	// Assigned records a recovery assignment and its proof in the incident log.
+	// Assigned logs a recovery assignment and its proof.
 	Assigned(a cluster.Assigned)
+	// RecordIncident stores a new version of an incident this host keeps as
+	// coordinator: on every datastore, best effort, stamped with the wall
+	// time of its detection. x is never modified afterwards. Fire and
+	// forget.
+	RecordIncident(x *cluster.Incident)
 }

@@ -55,6 +55,8 @@ type daemon struct {
 	onceMu     sync.Mutex
 	once       map[string]bool
 	fatal      error // set once the agent must stop: it stops cleanly, then Run returns it
+
+	incidents incidentLog // incidents.go: the incidents this host recorded as coordinator
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP

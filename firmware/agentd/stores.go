@@ -97,6 +97,24 @@ func (l *lateStore) ReadAll() ([]*cluster.Record, error) {
 	return st.ReadAll()
 }
 
+// WriteIncident writes an incident once the datastore opens.
+func (l *lateStore) WriteIncident(x *cluster.Incident) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.WriteIncident(x)
+}
+
+// ReadIncidents reads the incidents once the datastore opens.
+func (l *lateStore) ReadIncidents() ([]*cluster.Incident, []error, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.ReadIncidents()
+}
+
 // Close closes the datastore if it opened and holds a device.
 func (l *lateStore) Close() error {
 	l.mu.Lock()

@@ -20,15 +20,17 @@ func init() {
 }
 
 const datastoreUsage = `usage:
-  vigil datastore init TARGET (--config FILE | --cluster NAME) [--slots N]
+  vigil datastore init TARGET (--config FILE | --cluster NAME) [--slots N] [--incident-slots N]
   vigil datastore show TARGET --config FILE [--json]
   vigil datastore dump TARGET --config FILE [--json]
 
 TARGET is a block device (a shared LUN, a loop device) or a folder on a
 shared filesystem. init writes a block device's header (once, from one
-host; it refuses a device that holds anything) or makes a folder's cluster
-subfolder. show lists every host's slot; dump prints every record whole,
-with what is wrong with the slots that fail their checks.
+host; it refuses a device that holds anything; run again, it upgrades a
+device of an earlier layout in place) or makes a folder's cluster
+subfolder. show lists every host's slot and lease, each VM's owner and the
+incidents; dump prints every record whole and each incident's timeline,
+with what is wrong with the records that fail their checks.
 `
 
 func runDatastore(args []string, stdout, stderr io.Writer) int {
@@ -45,6 +47,7 @@ func runDatastore(args []string, stdout, stderr io.Writer) int {
 	cfgFile := fs.String("config", "", "")
 	clusterName := fs.String("cluster", "", "")
 	slots := fs.Int("slots", 0, "")
+	ring := fs.Int("incident-slots", datastore.DefaultIncidentSlots, "")
 	asJSON := fs.Bool("json", false, "")
 	var pos []string
 	rest := args[1:]
@@ -84,7 +87,7 @@ func runDatastore(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "vigil datastore init: give --config FILE or --cluster NAME\n%s", datastoreUsage)
 			return 2
 		}
-		return datastoreInit(target, *clusterName, cfg, *slots, stdout, stderr)
+		return datastoreInit(target, *clusterName, cfg, *slots, *ring, stdout, stderr)
 	case "show", "dump":
 		if cfg == nil {
 			fmt.Fprintf(stderr, "vigil datastore %s: give --config FILE (the cluster's name and hosts)\n%s", verb, datastoreUsage)
@@ -104,7 +107,7 @@ func isDir(path string) bool {
 // defaultSlots leaves room for the cluster to grow to 64 hosts.
 const defaultSlots = 64
 
-func datastoreInit(target, clusterName string, cfg *config.Config, slots int, stdout, stderr io.Writer) int {
+func datastoreInit(target, clusterName string, cfg *config.Config, slots, ring int, stdout, stderr io.Writer) int {
 	if isDir(target) {
 		d, err := datastore.OpenDir(target, clusterName, 1)
 		if err != nil {
@@ -124,7 +127,7 @@ func datastoreInit(target, clusterName string, cfg *config.Config, slots int, st
 		fmt.Fprintf(stderr, "vigil datastore init: --slots %d is fewer than the cluster's %d hosts\n", slots, len(cfg.Hosts))
 		return 2
 	}
-	done, err := datastore.InitBlock(target, clusterName, slots)
+	done, err := datastore.InitBlockRing(target, clusterName, slots, ring)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil datastore init: %v\n", err)
 		return 1
@@ -133,7 +136,15 @@ func datastoreInit(target, clusterName string, cfg *config.Config, slots int, st
 		fmt.Fprintf(stdout, "%s already holds cluster %q's datastore: left as it is\n", target, clusterName)
 		return 0
 	}
-	fmt.Fprintf(stdout, "block datastore ready: %s, cluster %q, %d slots of %d bytes\n", target, clusterName, slots, datastore.SlotSize)
+	b, err := datastore.OpenBlock(target, clusterName, 1)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil datastore init: %v\n", err)
+		return 1
+	}
+	h := b.Header()
+	b.Close()
+	fmt.Fprintf(stdout, "block datastore ready: %s, cluster %q, layout %d, %d slots of %d bytes, %d incident slots per host\n",
+		target, clusterName, h.Layout, h.Slots, datastore.SlotSize, h.IncidentSlots)
 	return 0
 }
 
@@ -147,11 +158,15 @@ type slotView struct {
 }
 
 type datastoreView struct {
-	Target  string                 `json:"target"`
-	Kind    string                 `json:"kind"` // "block" or "folder"
-	Cluster string                 `json:"cluster"`
-	Header  *datastore.BlockHeader `json:"header,omitempty"`
-	Slots   []slotView             `json:"slots"`
+	Target       string                 `json:"target"`
+	Kind         string                 `json:"kind"` // "block" or "folder"
+	Cluster      string                 `json:"cluster"`
+	Header       *datastore.BlockHeader `json:"header,omitempty"`
+	Slots        []slotView             `json:"slots"`
+	Leases       []leaseView            `json:"leases"`
+	Owners       []ownerView            `json:"owners"`
+	Incidents    []incidentView         `json:"incidents"`
+	BadIncidents []string               `json:"bad_incidents,omitempty"` // records that fail their checks
 }
 
 func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout, stderr io.Writer) int {
@@ -164,13 +179,17 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 		}
 	}
 	var recs []*cluster.Record
+	var incs []*cluster.Incident
+	var badIncs []error
 	var err error
 	if isDir(target) {
 		v.Kind = "folder"
 		var d *datastore.Dir
 		if d, err = datastore.OpenDir(target, cfg.Cluster.Name, len(cfg.Hosts)); err == nil {
 			d.BadSlot = onBad
-			recs, err = d.ReadAll()
+			if recs, err = d.ReadAll(); err == nil {
+				incs, badIncs, err = d.ReadIncidents()
+			}
 		}
 	} else {
 		v.Kind = "block"
@@ -179,7 +198,9 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 			h := b.Header()
 			v.Header = &h
 			b.BadSlot = onBad
-			recs, err = b.ReadAll()
+			if recs, err = b.ReadAll(); err == nil {
+				incs, badIncs, err = b.ReadIncidents()
+			}
 			b.Close()
 		}
 	}
@@ -192,6 +213,16 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 		s.Empty = r == nil && s.Error == ""
 		v.Slots = append(v.Slots, s)
 	}
+	nm := configNames(cfg)
+	v.Leases, v.Owners = leases(v.Slots, nm), owners(v.Slots, nm)
+	sortIncidents(incs)
+	v.Incidents = []incidentView{}
+	for _, x := range incs {
+		v.Incidents = append(v.Incidents, viewIncident(x, nm, nil))
+	}
+	for _, e := range badIncs {
+		v.BadIncidents = append(v.BadIncidents, e.Error())
+	}
 	switch {
 	case asJSON:
 		if code := printJSON(stdout, v); code != 0 {
@@ -202,8 +233,8 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 	default:
 		dumpDatastore(stdout, &v, cfg)
 	}
-	if len(bad) > 0 {
-		return 1 // a slot failed its checks: say so to scripts too
+	if len(bad) > 0 || len(badIncs) > 0 {
+		return 1 // a record failed its checks: say so to scripts too
 	}
 	return 0
 }
@@ -228,7 +259,7 @@ func recordState(r *cluster.Record) string {
 func printDatastore(w io.Writer, v *datastoreView, cfg *config.Config) {
 	fmt.Fprintf(w, "%s datastore %s, cluster %q", v.Kind, v.Target, v.Cluster)
 	if v.Header != nil {
-		fmt.Fprintf(w, ", layout %d, %d slots", v.Header.Layout, v.Header.Slots)
+		fmt.Fprintf(w, ", layout %d, %d slots, %d incident slots per host", v.Header.Layout, v.Header.Slots, v.Header.IncidentSlots)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -246,6 +277,9 @@ func printDatastore(w io.Writer, v *datastoreView, cfg *config.Config) {
 		}
 	}
 	tw.Flush()
+	printLeases(w, v.Leases)
+	printOwners(w, v.Owners)
+	printIncidents(w, v, false)
 }
 
 func hostNames(cfg *config.Config, r *cluster.Record) string {
@@ -317,7 +351,7 @@ func dumpDatastore(w io.Writer, v *datastoreView, cfg *config.Config) {
 		for _, c := range r.Claims {
 			fmt.Fprintf(w, "  claim   %s epoch %d %s", name(vms, c.VM), c.Epoch, claimState(c.State))
 			if c.Reason != cluster.NoReason {
-				fmt.Fprintf(w, " (reason %d)", c.Reason)
+				fmt.Fprintf(w, " (%s)", reasonName(c.Reason))
 			}
 			fmt.Fprintln(w)
 		}
@@ -332,4 +366,7 @@ func dumpDatastore(w io.Writer, v *datastoreView, cfg *config.Config) {
 			fmt.Fprintf(w, "  fenced  %s incarnation %d by %s at %s: %s\n", name(hosts, p.Host), p.Incarnation, p.Kind, p.At.Round(time.Millisecond), p.Detail)
 		}
 	}
+	printLeases(w, v.Leases)
+	printOwners(w, v.Owners)
+	printIncidents(w, v, true)
 }

@@ -53,14 +53,17 @@ func runCLI(args ...string) (int, string, string) {
 func TestDatastoreCommands(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "ds.img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 8<<20); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "cluster.toml")
 	if err := os.WriteFile(cfg, []byte(strings.Replace(dsCluster, "%q", `"`+img+`"`, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errs := runCLI("datastore", "init", img, "--config", cfg); code != 0 || !strings.Contains(out, "64 slots") {
+	if code, out, errs := runCLI("datastore", "init", img, "--config", cfg); code != 0 || !strings.Contains(out, "layout 2, 64 slots of 4096 bytes, 16 incident slots per host") {
 		t.Fatalf("init: %d %q %q", code, out, errs)
 	}
 	if code, out, _ := runCLI("datastore", "init", img, "--cluster", "unit"); code != 0 || !strings.Contains(out, "left as it is") {
@@ -68,6 +71,14 @@ func TestDatastoreCommands(t *testing.T) {
 	}
 	if code, _, errs := runCLI("datastore", "init", img, "--cluster", "prod"); code != 1 || !strings.Contains(errs, "refusing to overwrite") {
 		t.Errorf("init by another cluster: %d %q", code, errs)
+	}
+	small := filepath.Join(dir, "small.img")
+	os.WriteFile(small, make([]byte, 1<<20), 0o600)
+	if code, out, errs := runCLI("datastore", "init", small, "--cluster", "unit", "--slots", "8", "--incident-slots", "4"); code != 0 || !strings.Contains(out, "8 slots of 4096 bytes, 4 incident slots per host") {
+		t.Errorf("init with 4 incident slots: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCLI("datastore", "init", small, "--cluster", "unit", "--slots", "64"); code != 1 || !strings.Contains(errs, "give a larger device") {
+		t.Errorf("init of a device too small: %d %q", code, errs)
 	}
 	if code, _, errs := runCLI("datastore", "show", img); code != 2 || !strings.Contains(errs, "--config") {
 		t.Errorf("show without a config: %d %q", code, errs)

@@ -17,7 +17,8 @@ const SettleTime = 40 * time.Second
 //
 //	S1 a VM never runs on two hosts at once (checked at every start)
 //	S2 a VM moves to another host only after an assignment with a proof,
-//	   once its old host no longer runs it
+//	   once its old host no longer runs it, and the assigning coordinator
+//	   recorded an incident that carries the proof and the placement
 //	L1 SettleTime after the last command, every protected VM that ran is
 //	   running again, when the usable hosts have room for them
 //	L2 a host that suffered no harmful fault is never powered off by a BMC
@@ -42,10 +43,11 @@ type checker struct {
 	isolated []bool          // every NIC cut while the lease is lost
 }
 
-// timedAssigned is an assignment and when it was made.
+// timedAssigned is an assignment, when it was made and by which host.
 type timedAssigned struct {
 	cluster.Assigned
 	at time.Duration
+	by int
 }
 
 const forever = time.Duration(1<<63 - 1)
@@ -108,6 +110,9 @@ func (c *checker) starting(b *host, vm int) {
 	case g.Proof.Kind == 0:
 		c.violate("S2 violated: " + name + " assigned to " + b.name + " at epoch " + utoa(g.Epoch) +
 			" with no proof, after running on " + w.hostName(a))
+	case g.From >= 0 && !w.incidentCovers(g.by, &g.Assigned):
+		c.violate("S2 violated: " + name + " moved from " + w.hostName(g.From) + " to " + b.name + " at epoch " + utoa(g.Epoch) +
+			" with proof " + g.Proof.Kind.String() + ", but no incident of " + w.hostName(g.by) + " records it")
 	}
 }
 
@@ -124,12 +129,12 @@ func (c *checker) running(h *host, vm int) {
 func (c *checker) startFailed(vm int) { c.failed[vm] = true }
 
 // assigned records a coordinator's assignment.
-func (c *checker) assigned(_ *host, a cluster.Assigned) {
+func (c *checker) assigned(by *host, a cluster.Assigned) {
 	if a.VM < 0 || a.VM >= len(c.asg) {
 		c.violate("assignment of unknown VM " + itoa(a.VM))
 		return
 	}
-	c.asg[a.VM] = append(c.asg[a.VM], timedAssigned{a, c.w.now})
+	c.asg[a.VM] = append(c.asg[a.VM], timedAssigned{a, c.w.now, by.id})
 	if c.w.trace {
 		c.w.records = append(c.w.records, record{at: c.w.now, vm: a.VM, asg: &a})
 	}

@@ -28,15 +28,25 @@ func TestCheckerS1(t *testing.T) {
 }
 
 func TestCheckerS2(t *testing.T) {
+	bmc := cluster.Proof{Kind: cluster.ProofBMCOff, Host: 0}
+	recorded := func(kind cluster.ProofKind, epoch uint64) *cluster.Incident {
+		return &cluster.Incident{ID: cluster.IncidentID{Host: 2, Incarnation: 1, Seq: 1}, Version: 1, Host: 0, Kind: cluster.IncidentFailed,
+			Proof: cluster.Proof{Kind: kind, Host: 0}, Placements: []cluster.Placement{{VM: 0, To: 1, Epoch: epoch, State: cluster.PlacementAssigned}}}
+	}
 	for _, tc := range []struct {
-		name   string
-		assign *cluster.Assigned
-		want   string
+		name     string
+		assign   *cluster.Assigned
+		incident *cluster.Incident // recorded by h3, the assigning coordinator
+		want     string
 	}{
-		{"no assignment", nil, "S2 violated: vm1 started on h2 after running on h1 with no assignment to h2 since"},
-		{"no proof", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2}, "S2 violated: vm1 assigned to h2 at epoch 2 with no proof"},
-		{"assigned elsewhere", &cluster.Assigned{VM: 0, From: 0, To: 2, Epoch: 2, Proof: cluster.Proof{Kind: cluster.ProofBMCOff}}, "S2 violated"},
-		{"proof", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2, Proof: cluster.Proof{Kind: cluster.ProofBMCOff}}, ""},
+		{"no assignment", nil, nil, "S2 violated: vm1 started on h2 after running on h1 with no assignment to h2 since"},
+		{"no proof", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2}, nil, "S2 violated: vm1 assigned to h2 at epoch 2 with no proof"},
+		{"assigned elsewhere", &cluster.Assigned{VM: 0, From: 0, To: 2, Epoch: 2, Proof: bmc}, recorded(cluster.ProofBMCOff, 2), "S2 violated"},
+		{"proof but no incident", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2, Proof: bmc}, nil,
+			"S2 violated: vm1 moved from h1 to h2 at epoch 2 with proof bmc-off, but no incident of h3 records it"},
+		{"an incident with another proof", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2, Proof: bmc}, recorded(cluster.ProofLease, 2), "no incident of h3 records it"},
+		{"an incident without the placement", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2, Proof: bmc}, recorded(cluster.ProofBMCOff, 1), "no incident of h3 records it"},
+		{"proof and incident", &cluster.Assigned{VM: 0, From: 0, To: 1, Epoch: 2, Proof: bmc}, recorded(cluster.ProofBMCOff, 2), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBare(t, 3, 1, 1)
@@ -45,6 +55,9 @@ func TestCheckerS2(t *testing.T) {
 			b.do("poweroff h1")
 			if tc.assign != nil {
 				b.env(2).Assigned(*tc.assign)
+			}
+			if tc.incident != nil {
+				b.env(2).RecordIncident(tc.incident)
 			}
 			b.env(1).VM(0, cluster.VMStart, 0)
 			if v := b.violations(); (tc.want == "") != (v == "") || !strings.Contains(v, tc.want) {

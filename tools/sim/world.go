@@ -114,6 +114,8 @@ type World struct {
 	stats   Stats
 	hosted  []int16 // per VM: hosts whose hypervisor has it running
 	nRun    int     // VMs running on at least one host
+	// incidents per coordinator host: the newest version of each
+	incidents [][]*cluster.Incident
 
 	tap  func(h int, ev cluster.Event) // tests: every event a host is handed
 	bare bool                          // tests: hosts run no agent

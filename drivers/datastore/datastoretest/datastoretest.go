@@ -11,6 +11,7 @@
 //	<-p.Blocked()                   // ... here is one
 //	p.Release()                     // ... and now they complete
 //	ds.Corrupt(1)                   // host 1's slot is torn until it writes again
+//	ds.CorruptIncident(id)          // so is that incident record
 //	if p.Writes() == 0 { t.Error("host 0 never renewed its lease") }
 //
 // Write stores a deep copy of the record and ReadAll returns deep copies, so
@@ -33,8 +34,10 @@ var ErrWrongSlot = errors.New("datastoretest: a host writes only its own slot")
 
 // Operation names, as errors name them.
 const (
-	opWrite   = "write"
-	opReadAll = "read"
+	opWrite         = "write"
+	opReadAll       = "read"
+	opWriteIncident = "write incident"
+	opReadIncidents = "read incidents"
 )
 
 // corruptReason is how a corrupt slot is reported, as *datastore.Dir
@@ -48,6 +51,9 @@ type Shared struct {
 	slots []*cluster.Record // by host; owned, never handed out
 	bad   []bool            // torn slots, until their host writes again
 	paths []*Path
+
+	incidents [][]*cluster.Incident       // by writer host, newest last; owned
+	badInc    map[cluster.IncidentID]bool // corrupt incident records, until written again
 }
 
 // NewShared returns an empty datastore with one slot per host. It panics
@@ -56,7 +62,8 @@ func NewShared(hosts int) *Shared {
 	if hosts < 1 {
 		panic(fmt.Sprintf("datastoretest: NewShared(%d): a datastore needs at least one host slot", hosts))
 	}
-	s := &Shared{slots: make([]*cluster.Record, hosts), bad: make([]bool, hosts), paths: make([]*Path, hosts)}
+	s := &Shared{slots: make([]*cluster.Record, hosts), bad: make([]bool, hosts), paths: make([]*Path, hosts),
+		incidents: make([][]*cluster.Incident, hosts), badInc: map[cluster.IncidentID]bool{}}
 	for h := range s.paths {
 		s.paths[h] = &Path{s: s, host: h, bad: make([]bool, hosts), blocked: make(chan struct{})}
 	}
@@ -104,13 +111,15 @@ type Path struct {
 	host int
 
 	// guarded by s.mu
-	err     error
-	release chan struct{} // non-nil while hung; closed by Release
-	waiting int
-	bad     []bool // slots this path reads as corrupt
-	writes  int
-	reads   int
-	onBad   func(error)
+	err       error
+	release   chan struct{} // non-nil while hung; closed by Release
+	waiting   int
+	bad       []bool // slots this path reads as corrupt
+	writes    int
+	reads     int
+	incWrites int
+	incReads  int
+	onBad     func(error)
 
 	blocked chan struct{} // receives once per call that starts waiting
 }

@@ -37,6 +37,9 @@ func (r *Recorder) BMC(h int, op cluster.BMCOp)           { r.add("bmc host=%d o
 func (r *Recorder) VM(v int, op cluster.VMOp, seq uint64) { r.add("vm %d op=%d seq=%d", v, op, seq) }
 func (r *Recorder) Log(_ slog.Level, c, msg string)       { r.add("log %s: %s", c, msg) }
 func (r *Recorder) Assigned(a cluster.Assigned)           { r.add("assigned vm=%d", a.VM) }
+func (r *Recorder) RecordIncident(x *cluster.Incident) {
+	r.add("incident %d-%d-%d v%d host=%d closed=%v", x.ID.Host, x.ID.Incarnation, x.ID.Seq, x.Version, x.Host, x.Closed)
+}
 
 func (r *Recorder) add(format string, args ...any) {
 	r.Calls = append(r.Calls, strings.TrimSpace(fmt.Sprintf(format, args...)))
