@@ -27,7 +27,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := demo.Run(ctx, demo.Options{Out: stdout})
+	res, err := demo.Run(ctx, demo.Options{Out: stdout, Incidents: clusterTimelines})
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "vigil demo: interrupted")
 		return 130

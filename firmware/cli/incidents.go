@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/vigil-ha/vigil/drivers/datastore"
 	"github.com/vigil-ha/vigil/fence/cluster"
@@ -77,16 +78,43 @@ func runIncidents(args []string, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
+	printTimelines(stdout, views)
+	return code
+}
+
+// clusterTimelines renders the incidents on the datastores of the cluster
+// file at path, as 'vigil incidents --config path' prints them, and counts
+// those still open.
+func clusterTimelines(path string) (text string, open int, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", 0, err
+	}
+	views, problems := clusterIncidents(cfg)
+	if len(problems) > 0 {
+		return "", 0, fmt.Errorf("incidents: %s", strings.Join(problems, "; "))
+	}
+	for _, v := range views {
+		if !v.Closed {
+			open++
+		}
+	}
+	var b strings.Builder
+	printTimelines(&b, views)
+	return b.String(), open, nil
+}
+
+// printTimelines prints each incident's timeline, a blank line between.
+func printTimelines(w io.Writer, views []incidentView) {
 	if len(views) == 0 {
-		fmt.Fprintln(stdout, "no incidents recorded")
+		fmt.Fprintln(w, "no incidents recorded")
 	}
 	for i := range views {
 		if i > 0 {
-			fmt.Fprintln(stdout)
+			fmt.Fprintln(w)
 		}
-		printIncident(stdout, &views[i])
+		printIncident(w, &views[i])
 	}
-	return code
 }
 
 // configNames are the cluster file's host and VM names.

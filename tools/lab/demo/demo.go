@@ -32,6 +32,11 @@ type Options struct {
 	Hosts int // 3
 	Links int // 2
 	VMs   int // 6
+	// Incidents, when set, renders the incidents recorded on the
+	// datastores of the cluster file at clusterFile as 'vigil incidents'
+	// prints them, and counts the open ones. Once the failed host's VMs
+	// run again, the demo prints them when they are all closed.
+	Incidents func(clusterFile string) (text string, open int, err error)
 }
 
 // Result is what the demo measured.
@@ -129,6 +134,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	r := res.Recovery
 	fmt.Fprintf(out, "\nrecovered %d/%d VMs in %d ms (detect %d ms, fence %d ms via %s)\n",
 		r.Recovered, r.Lost, r.Recover.Milliseconds(), r.Detect.Milliseconds(), r.Fence.Milliseconds(), r.Method)
+	if o.Incidents != nil {
+		if err := printIncidents(ctx, out, l, o.Incidents); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -171,6 +181,28 @@ func dsPath(ctx context.Context, out io.Writer, l *lab.Lab, c *cluster) (bool, e
 		fmt.Fprintf(out, "UNEXPECTED: one lost datastore path changed a verdict or fenced a host\n")
 	}
 	return ok, nil
+}
+
+// printIncidents prints the incidents the datastores hold once every one
+// is closed (the coordinator closes one a few seconds after its last VM
+// runs), or as they are after 20 s.
+func printIncidents(ctx context.Context, out io.Writer, l *lab.Lab, read func(string) (string, int, error)) error {
+	file := filepath.Join(l.Dir(), "cluster.toml")
+	fmt.Fprintf(out, "\n== the incident as the datastores hold it (vigil incidents --config %s) ==\n", file)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		text, open, err := read(file)
+		if err != nil {
+			return err
+		}
+		if open == 0 || time.Now().After(deadline) {
+			fmt.Fprint(out, text)
+			return nil
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // datastores describes a host's datastores as its status gives them.
