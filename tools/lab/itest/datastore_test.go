@@ -1,10 +1,15 @@
 package itest
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-ha/vigil/drivers/datastore"
+	core "github.com/vigil-ha/vigil/fence/cluster"
+	"github.com/vigil-ha/vigil/firmware/config"
 )
 
 // selfIs reports whether host's agent answers and calls itself want.
@@ -162,6 +167,9 @@ func TestDatastoreAndNetworkLost(t *testing.T) {
 		t.Fatalf("h3's watchdog did not fire (at %v)", fired)
 	}
 	c.movedWith(t1, "h3", mine, "lease-expired")
+	for ds, x := range c.storedIncident("h3", core.IncidentFailed) {
+		c.checkIncident(ds, x, core.ProofLease, mine)
+	}
 	for _, l := range c.logged(t1, "assign", "restart") {
 		if l.Attrs["from"] == "h3" && l.Time.Before(fired) {
 			t.Errorf("%v restarted at %s, before h3's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), fired.Format(time.StampMilli))
@@ -181,4 +189,69 @@ func TestDatastoreAndNetworkLost(t *testing.T) {
 	}
 	c.waitFor("h3 back and healthy", 40*time.Second, func() bool { return c.selfIs("h3", "healthy") })
 	c.onlyOnce(6)
+}
+
+// storedIncident waits until both datastores of the lab hold a closed
+// incident about host of the given kind, and returns what each holds.
+func (c *cluster) storedIncident(host string, kind core.IncidentKind) map[string]*core.Incident {
+	c.t.Helper()
+	cfg, err := config.Load(filepath.Join(c.l.Dir(), "cluster.toml"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	h, ok := cfg.HostByName(host)
+	if !ok {
+		c.t.Fatalf("no host %s", host)
+	}
+	found := map[string]*core.Incident{}
+	c.waitFor("a closed incident about "+host+" on every datastore", 30*time.Second, func() bool {
+		for _, ds := range cfg.Datastores {
+			var st datastore.Store
+			if ds.Device != "" {
+				b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))
+				if err != nil {
+					c.t.Fatalf("datastore %s: %v", ds.Name, err)
+				}
+				defer b.Close()
+				st = b
+			} else if st, err = datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts)); err != nil {
+				c.t.Fatalf("datastore %s: %v", ds.Name, err)
+			}
+			xs, bad, err := st.ReadIncidents()
+			if err != nil || len(bad) > 0 {
+				c.t.Fatalf("datastore %s: incidents: %v, bad records %v", ds.Name, err, bad)
+			}
+			for _, x := range xs {
+				if x.Host == h && x.Kind == kind && x.Closed {
+					found[ds.Name] = x
+				}
+			}
+		}
+		return len(found) == len(cfg.Datastores)
+	})
+	return found
+}
+
+// checkIncident fails unless x says its VMs moved with proof and every one
+// of vms was placed and ran.
+func (c *cluster) checkIncident(ds string, x *core.Incident, proof core.ProofKind, vms []string) {
+	c.t.Helper()
+	cfg, err := config.Load(filepath.Join(c.l.Dir(), "cluster.toml"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if x.Proof.Kind != proof || x.Wall == 0 || len(x.Suspect) == 0 {
+		c.t.Errorf("%s: incident %+v: want proof %v, a wall-clock stamp and the evidence", ds, x, proof)
+	}
+	ran := map[string]bool{}
+	for _, p := range x.Placements {
+		if p.State == core.PlacementRunning && p.To >= 0 && p.Running >= p.Assigned {
+			ran[cfg.VMs[p.VM].Name] = true
+		}
+	}
+	for _, vm := range vms {
+		if !ran[vm] {
+			c.t.Errorf("%s: the incident does not show %s placed and running: %+v", ds, vm, x.Placements)
+		}
+	}
 }

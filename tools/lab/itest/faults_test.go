@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	core "github.com/vigil-ha/vigil/fence/cluster"
 	"github.com/vigil-ha/vigil/tools/lab"
 )
 
@@ -164,6 +165,9 @@ func TestIsolatedHost(t *testing.T) {
 		}
 	}
 	c.movedWith(t0, "h3", []string{"vm3", "vm6"}, "released")
+	for ds, x := range c.storedIncident("h3", core.IncidentIsolated) {
+		c.checkIncident(ds, x, core.ProofReleased, []string{"vm3", "vm6"})
+	}
 	restarts := map[string]int{}
 	for _, l := range c.logged(t0, "assign", "restart") {
 		restarts[fmt.Sprint(l.Attrs["vm"])]++
@@ -201,6 +205,9 @@ func TestPowerOff(t *testing.T) {
 	})
 	c.movedWith(t0, "h2", lost, "lease-expired")
 	c.onlyOnce(6, "h2")
+	for ds, x := range c.storedIncident("h2", core.IncidentFailed) {
+		c.checkIncident(ds, x, core.ProofLease, lost)
+	}
 }
 
 // TestFreezeAndThaw: a host freezes (every process stopped, as a hung
