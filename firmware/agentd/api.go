@@ -26,6 +26,9 @@ type StatusReply struct {
 	Pets       uint64            // watchdog pets so far
 	Keys       []hb.KeyInfo      // the cluster keys in force (ids, never the keys)
 	Links      []string          // local device of each link
+	// Datastores names each datastore and this host's path to it, as
+	// "NAME PATH".
+	Datastores []string
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -148,6 +151,9 @@ func (d *daemon) statusReply() StatusReply {
 		Keys: d.codecKeys(), Drops: d.drops.Snapshot(), SendErrors: append([]uint64(nil), d.sendErrors...), Pets: d.pets}
 	for l := range d.cfg.Links {
 		rep.Links = append(rep.Links, d.nics.Device(l))
+	}
+	for _, ds := range d.cfg.Datastores {
+		rep.Datastores = append(rep.Datastores, ds.Name+" "+ds.Path+ds.Device)
 	}
 	return rep
 }

@@ -96,10 +96,14 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		if ds.Failing {
 			state = "FAILING"
 		}
+		where := ""
+		if d < len(r.Datastores) {
+			where = " (" + r.Datastores[d] + ")"
+		}
 		if ds.Renewed < 0 {
-			fmt.Fprintf(w, "datastore %d: %s, lease never renewed\n", d, state)
+			fmt.Fprintf(w, "datastore %d%s: %s, lease never renewed\n", d, where, state)
 		} else {
-			fmt.Fprintf(w, "datastore %d: %s, lease renewed %s ago\n", d, state, dur(ds.Renewed))
+			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
 		}
 	}
 	if len(s.VMs) == 0 {

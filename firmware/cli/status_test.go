@@ -68,6 +68,10 @@ func TestPrintAgentStatus(t *testing.T) {
 		{"never renewed", func(r *agentd.StatusReply) { r.Status.Datastores[0].Renewed = -1 }, []string{
 			"datastore 0: ok, lease never renewed",
 		}, []string{"never ago"}},
+		{"datastore paths", func(r *agentd.StatusReply) { r.Datastores = []string{"ds0 /mnt/shared", "lun1 /dev/sdc"} }, []string{
+			"datastore 0 (ds0 /mnt/shared): ok, lease renewed 250ms ago",
+			"datastore 1 (lun1 /dev/sdc): FAILING, lease renewed 4.2s ago",
+		}, nil},
 		{"in maintenance", func(r *agentd.StatusReply) { r.Status.Maintenance = true }, []string{
 			"host h1: healthy, coordinator h1, lease fresh, in maintenance",
 		}, []string{"stopping"}},

@@ -213,7 +213,11 @@ func datastores(rep *agentd.StatusReply) string {
 		if d.Failing {
 			state = "FAILING"
 		}
-		parts = append(parts, fmt.Sprintf("ds%d %s", i, state))
+		name := fmt.Sprintf("datastore %d", i)
+		if i < len(rep.Datastores) {
+			name, _, _ = strings.Cut(rep.Datastores[i], " ")
+		}
+		parts = append(parts, name+" "+state)
 	}
 	return strings.Join(parts, ", ")
 }
