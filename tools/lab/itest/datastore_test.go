@@ -31,36 +31,47 @@ func (c *cluster) quiet(t time.Time) {
 	}
 }
 
-// TestDatastorePathLost: one host loses its path to one of the two
-// datastores, which changes nothing; then its paths to both (one failing,
-// one hung) for longer than a lease and watchdog proof would take: its
-// network majority keeps it entitled, it keeps its VMs, nobody is fenced
-// and nothing moves; healed, it renews its lease again.
+// TestDatastorePathLost: every host loses the second of the two
+// datastores, which changes nothing (each keeps its lease on the first);
+// then one host loses its paths to both (one failing, one hung) for
+// longer than a lease and watchdog proof would take: its network majority
+// keeps it entitled, it keeps its VMs, nobody is fenced and nothing moves;
+// healed, it renews its lease again.
 func TestDatastorePathLost(t *testing.T) {
 	c := newCluster(t, 3, 2)
 	t0 := time.Now()
-	if err := c.l.DSFail("h2", "ds1"); err != nil {
+	if err := c.l.DSFail("all", "ds1"); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor("h2 sees ds1 fail", 10*time.Second, func() bool {
-		rep, err := c.status("h2")
-		return err == nil && rep.Status.Datastores[1].Failing
+	c.waitFor("every host sees ds1 fail", 10*time.Second, func() bool {
+		for _, h := range c.hosts {
+			if rep, err := c.status(h); err != nil || !rep.Status.Datastores[1].Failing {
+				return false
+			}
+		}
+		return true
 	})
 	hold(5 * time.Second)
-	rep, err := c.status("h2")
-	if err != nil {
+	for _, h := range c.hosts {
+		rep, err := c.status(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Status.Self != "healthy" || rep.Status.Lease != "fresh" || rep.Status.Datastores[0].Failing {
+			t.Errorf("%s without ds1: %s, lease %s, ds0 failing %v; want healthy on a fresh lease from ds0",
+				h, rep.Status.Self, rep.Status.Lease, rep.Status.Datastores[0].Failing)
+		}
+	}
+	if err := c.l.DSHeal("all", "ds1"); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Status.Self != "healthy" || rep.Status.Lease != "fresh" || rep.Status.Datastores[0].Failing {
-		t.Errorf("h2 without ds1: %s, lease %s, ds0 failing %v; want healthy on a fresh lease from ds0",
-			rep.Status.Self, rep.Status.Lease, rep.Status.Datastores[0].Failing)
-	}
-	if err := c.l.DSHeal("h2", "ds1"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor("h2 writes ds1 again", 10*time.Second, func() bool {
-		rep, err := c.status("h2")
-		return err == nil && !rep.Status.Datastores[1].Failing
+	c.waitFor("every host writes ds1 again", 10*time.Second, func() bool {
+		for _, h := range c.hosts {
+			if rep, err := c.status(h); err != nil || rep.Status.Datastores[1].Failing {
+				return false
+			}
+		}
+		return true
 	})
 	c.quiet(t0)
 
