@@ -204,3 +204,14 @@ func splitBMC(s string) (string, int, error) {
 var hostnameRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 func isHostname(s string) bool { return len(s) <= 253 && hostnameRE.MatchString(s) }
+
+// BMCAddr is a host's bmc value as host:port, the port defaulting to 623
+// (an IPv6 address in brackets). A value that does not parse is returned
+// as it is: Load has refused it already.
+func BMCAddr(s string) string {
+	host, port, err := splitBMC(s)
+	if err != nil {
+		return s
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -166,3 +166,17 @@ func TestVMDefaultsNeedNoValue(t *testing.T) {
 		t.Fatal(ps)
 	}
 }
+
+func TestBMCAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.9.0.1":      "10.9.0.1:623",
+		"10.9.0.1:6231": "10.9.0.1:6231",
+		"[fd00::9]:624": "[fd00::9]:624",
+		"fd00::9":       "[fd00::9]:623",
+		"bmc1.oob":      "bmc1.oob:623",
+	} {
+		if got := BMCAddr(in); got != want {
+			t.Errorf("BMCAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
