@@ -29,6 +29,8 @@ type StatusReply struct {
 	// Datastores names each datastore and this host's path to it, as
 	// "NAME PATH".
 	Datastores []string
+	// BMCs are the peers' BMCs as this host last found them.
+	BMCs []BMCStatus
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -155,6 +157,7 @@ func (d *daemon) statusReply() StatusReply {
 	for _, ds := range d.cfg.Datastores {
 		rep.Datastores = append(rep.Datastores, ds.Name+" "+ds.Path+ds.Device)
 	}
+	rep.BMCs = d.bmcStatuses()
 	return rep
 }
 

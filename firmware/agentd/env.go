@@ -2,7 +2,6 @@ package agentd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,10 +15,6 @@ import (
 
 // petsPerTimeout is how many pets the watchdog gets per timeout at most.
 const petsPerTimeout = 8
-
-// ErrNoBMCDriver answers BMC requests in a build without IPMI: the core
-// then proves a fence through the lease and the watchdog.
-var ErrNoBMCDriver = errors.New("IPMI is not available to this agent: the fence waits for the lease and watchdog proof")
 
 // env is the real agent.Env. Its methods run on the loop goroutine; what
 // blocks goes to workers that answer through d.events.
@@ -106,9 +101,7 @@ func (e env) PetWatchdog(timeout time.Duration) {
 	d.pets++
 }
 
-func (e env) BMC(host int, op cluster.BMCOp) {
-	e.d.post(cluster.BMCReplied{Host: host, Op: op, Err: ErrNoBMCDriver})
-}
+func (e env) BMC(host int, op cluster.BMCOp) { e.d.bmcRequest(host, op) }
 
 func (e env) VM(vm int, op cluster.VMOp, seq uint64) {
 	d := e.d

@@ -49,6 +49,10 @@ type Options struct {
 	// reach one shared LUN or export under different names, as SBD's
 	// per-node device setting allows.
 	DatastorePaths map[string]string
+	// BMCProbe is how often each peer's BMC is checked (0: DefaultBMCProbe).
+	BMCProbe time.Duration
+	// DialBMC opens a session with a peer's BMC (nil: DialLAN).
+	DialBMC DialBMC
 }
 
 func (o *Options) fill() error {
@@ -79,6 +83,12 @@ func (o *Options) fill() error {
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = time.Minute
+	}
+	if o.BMCProbe == 0 {
+		o.BMCProbe = DefaultBMCProbe
+	}
+	if o.DialBMC == nil {
+		o.DialBMC = DialLAN
 	}
 	if o.VMStopTimeout == 0 {
 		o.VMStopTimeout = 30 * time.Second

@@ -57,6 +57,7 @@ type daemon struct {
 	fatal      error // set once the agent must stop: it stops cleanly, then Run returns it
 
 	incidents incidentLog // incidents.go: the incidents this host recorded as coordinator
+	bmcs      []*bmcConn  // bmc.go: each peer's BMC, nil where none
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -134,6 +135,7 @@ func setup(opts Options) (*daemon, error) {
 		}
 		d.stores = append(d.stores, st)
 	}
+	d.openBMCs(opts.DialBMC)
 	d.hv, err = proc.New(opts.VMDir, opts.Exe, func(name string) {
 		if v := d.vmIndex(name); v >= 0 {
 			d.post(cluster.VMExited{VM: v})
@@ -256,6 +258,9 @@ func (d *daemon) loop(ctx context.Context) error {
 		return err
 	}
 	defer api.Close()
+	probes, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
+	d.probeBMCs(probes, d.opts.BMCProbe)
 	// The loop wakes drainsPerTick times a heartbeat interval to take the
 	// heartbeats queued in the sockets (their kernel stamps keep the
 	// detector exact), and ticks the core on every drainsPerTick-th.
@@ -381,6 +386,7 @@ func (d *daemon) close() {
 	}
 	d.hv.Close()
 	d.closeStores()
+	d.closeBMCs()
 }
 
 // closeStores releases the datastores that hold a device open.

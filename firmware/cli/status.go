@@ -106,6 +106,9 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
 		}
 	}
+	for _, b := range r.BMCs {
+		fmt.Fprintf(w, "BMC of %s (%s): %s\n", b.Host, b.Addr, bmcState(b))
+	}
 	if len(s.VMs) == 0 {
 		fmt.Fprintln(w, "VMs: none")
 	}
@@ -209,4 +212,19 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s\n", row)
 	}
 	return 0
+}
+
+// bmcState says how a peer's BMC answered last.
+func bmcState(b agentd.BMCStatus) string {
+	switch {
+	case b.Since < 0 && b.Err != "":
+		return "FAILING: " + b.Err
+	case b.Since < 0:
+		return "not checked yet"
+	case !b.OK:
+		return fmt.Sprintf("FAILING (checked %s ago): %s", dur(b.Since), b.Err)
+	case b.Cipher != 0:
+		return fmt.Sprintf("ok (checked %s ago), cipher suite %d", dur(b.Since), b.Cipher)
+	}
+	return fmt.Sprintf("ok (checked %s ago)", dur(b.Since))
 }

@@ -68,6 +68,19 @@ func TestPrintAgentStatus(t *testing.T) {
 		{"never renewed", func(r *agentd.StatusReply) { r.Status.Datastores[0].Renewed = -1 }, []string{
 			"datastore 0: ok, lease never renewed",
 		}, []string{"never ago"}},
+		{"bmcs", func(r *agentd.StatusReply) {
+			r.BMCs = []agentd.BMCStatus{
+				{Host: "h2", Addr: "10.9.0.2:623", Since: 12 * time.Second, OK: true, Cipher: 3},
+				{Host: "h3", Addr: "10.9.0.3:623", Since: 2 * time.Second, Err: "ipmi: BMC unreachable"},
+				{Host: "h4", Addr: "10.9.0.4:623", Since: -1},
+				{Host: "h5", Addr: "10.9.0.5:623", Since: -1, Err: "BMC credentials of h5: mode 0644"},
+			}
+		}, []string{
+			"BMC of h2 (10.9.0.2:623): ok (checked 12.0s ago), cipher suite 3",
+			"BMC of h3 (10.9.0.3:623): FAILING (checked 2.0s ago): ipmi: BMC unreachable",
+			"BMC of h4 (10.9.0.4:623): not checked yet",
+			"BMC of h5 (10.9.0.5:623): FAILING: BMC credentials of h5: mode 0644",
+		}, nil},
 		{"datastore paths", func(r *agentd.StatusReply) { r.Datastores = []string{"ds0 /mnt/shared", "lun1 /dev/sdc"} }, []string{
 			"datastore 0 (ds0 /mnt/shared): ok, lease renewed 250ms ago",
 			"datastore 1 (lun1 /dev/sdc): FAILING, lease renewed 4.2s ago",

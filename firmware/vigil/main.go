@@ -1,5 +1,6 @@
 // Command vigil is the multi-call binary of vigil: agent, CLI, console, lab
-// and simulator.
+// and simulator. Run as fence_vigil (a link to it), it is the Pacemaker
+// fence agent, vigil fence-agent.
 package main
 
 import (
@@ -8,4 +9,4 @@ import (
 	"github.com/vigil-ha/vigil/firmware/cli"
 )
 
-func main() { os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Run(cli.CommandArgs(os.Args), os.Stdout, os.Stderr)) }
