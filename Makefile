@@ -10,7 +10,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vigil-ha/vigil/firmware/cli.Version=$(VERSION)
 SEEDS   ?= 5000
 
-.PHONY: build test verify demo bench fuzz deps clean
+.PHONY: build test verify demo bench fuzz deps lab-deps clean
 
 bin/vigil: FORCE
 	@mkdir -p bin
@@ -21,9 +21,21 @@ build: bin/vigil
 deps:
 	$(GO) mod download
 
+# The lab's BMCs are OpenIPMI's ipmi_sim, and its tests talk to them with
+# ipmitool: installed from Debian when either is missing, as root only
+# (otherwise the root-only tests skip anyway).
+lab-deps:
+	@if command -v ipmi_sim >/dev/null && command -v ipmitool >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "lab-deps: not root: skipping apt-get install openipmi ipmitool (the lab's BMC tests skip; 'vigil lab up' needs --no-bmc)"; \
+		exit 0; \
+	fi; \
+	echo "lab-deps: installing openipmi (ipmi_sim) and ipmitool"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openipmi ipmitool
+
 # The whole suite: unit, golden scenario and fuzz-seed tests, then the
 # simulator's invariant fuzzer over $(SEEDS) seeded fault schedules.
-test: deps build
+test: deps lab-deps build
 	$(GO) test -count=1 ./...
 	./bin/vigil sim fuzz --seeds $(SEEDS)
 
@@ -36,10 +48,10 @@ verify:
 
 # The lab demo (root): real agents in network namespaces lose a link, then
 # a host. `vigil sim demo` is the simulated one and needs no root.
-demo: build
+demo: lab-deps build
 	./bin/vigil demo
 
-bench:
+bench: lab-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./fence/... ./hb/... ./tools/... ./drivers/... ./firmware/...
 
 # Go's coverage-guided fuzzers, 30 s each: the cluster-file parser, the

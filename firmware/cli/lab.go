@@ -18,7 +18,7 @@ func init() {
 	Register(Command{Name: "lab", Summary: "run a cluster of real agents in network namespaces (root)", Run: runLab})
 }
 
-const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-action reset|poweroff] [--name NAME]
+const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-action reset|poweroff] [--no-bmc] [--name NAME]
        vigil lab down [--name NAME]
        vigil lab status [--name NAME]
        vigil lab cut|heal HOST LINK [--name NAME]
@@ -27,19 +27,25 @@ const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-
        vigil lab partition none [--name NAME]
        vigil lab freeze|thaw|poweroff|poweron HOST [--name NAME]
        vigil lab ds-fail|ds-hang|ds-heal HOST|all DS|all [--name NAME]
+       vigil lab bmc-fail|bmc-heal HOST [--name NAME]
 
 A lab runs one vigil agent per host, each host a network namespace with one
 veth per link (ethL, 10.(100+L).0.(10+N)), each link a bridge brL in a hub
 namespace (10.(100+L).0.1, the isolation address). Two datastores are
 shared by all hosts: ds0, a folder, and ds1, a LUN (a loop device); each
 host reaches them through a path of its own, which can fail or hang
-alone. Its files are in /run/vigil-lab/NAME; NAME defaults to "lab".
+alone. Each host hN has a BMC, an ipmi_sim (package openipmi) answering
+IPMI over LAN on 10.100.0.1:(6230+N), user admin, the password in
+/run/vigil-lab/NAME/hN/bmc.cred; its chassis power is the host's.
+Its files are in /run/vigil-lab/NAME; NAME defaults to "lab".
 Needs root.
 
 up         bring up N hosts (1 to 32) and L links (1 to 8), M VMs (default
-           2 per host); an existing lab of that name is removed first
+           2 per host); an existing lab of that name is removed first;
+           --no-bmc: no BMCs (then ipmi_sim is not needed)
 down       kill every process of the lab and remove all it made
-status     hosts, power, agent PIDs, links and watchdogs
+status     hosts, power, agent PIDs, links, datastore paths, watchdogs
+           and BMCs
 cut        pull HOST's cable on LINK (an index, or a name such as l0)
 heal       plug it back in and clear its loss
 loss       drop PCT percent (0 to 100) of HOST's packets on LINK
@@ -51,6 +57,7 @@ ds-fail    HOST's path to datastore DS answers every request with an I/O
            error (all: every host, every datastore)
 ds-hang    HOST's path to DS answers nothing until healed or failed
 ds-heal    mend HOST's path to DS; its hung requests go on
+bmc-fail   HOST's BMC answers nothing (a hung BMC); bmc-heal mends it
 
 Quote the partition spec in a shell: vigil lab partition 'h1,h2|h3'.
 Exit status: 0 success, 1 failure, 2 usage error.
@@ -63,6 +70,7 @@ type labCall struct {
 	args []string    // positional arguments after the subcommand
 	up   lab.Options // for up
 	pct  int         // for loss
+	host string      // for bmc-power
 }
 
 // labArity is the number of positional arguments each subcommand takes.
@@ -71,6 +79,7 @@ var labArity = map[string]int{
 	"cut": 2, "heal": 2, "loss": 3, "partition": 1,
 	"freeze": 1, "thaw": 1, "poweroff": 1, "poweron": 1,
 	"ds-fail": 2, "ds-hang": 2, "ds-heal": 2,
+	"bmc-fail": 1, "bmc-heal": 1, "bmc-power": 0,
 }
 
 // errLabHelp asks for the usage text on standard output.
@@ -97,6 +106,10 @@ func parseLab(args []string) (labCall, error) {
 		fs.IntVar(&c.up.Links, "links", 0, "number of links")
 		fs.IntVar(&c.up.VMs, "vms", 0, "number of VMs")
 		fs.StringVar(&c.up.WatchdogAction, "watchdog-action", lab.ActionReset, "reset or poweroff")
+		fs.BoolVar(&c.up.NoBMC, "no-bmc", false, "no BMCs")
+	}
+	if c.cmd == "bmc-power" {
+		fs.StringVar(&c.host, "host", "", "the host whose power this is")
 	}
 	rest := args[1:]
 	for {
@@ -130,6 +143,10 @@ func parseLab(args []string) (labCall, error) {
 			return c, fmt.Errorf("--vms %d: pass 0 or more (0 means two per host)", c.up.VMs)
 		case c.up.WatchdogAction != lab.ActionReset && c.up.WatchdogAction != lab.ActionPowerOff:
 			return c, fmt.Errorf("--watchdog-action %q: use reset or poweroff", c.up.WatchdogAction)
+		}
+	case "bmc-power":
+		if c.host == "" {
+			return c, errors.New("bmc-power needs --host HOST")
 		}
 	case "loss":
 		pct, err := strconv.Atoi(c.args[2])
@@ -180,6 +197,10 @@ func (c labCall) run(stdout, stderr io.Writer) error {
 		return nil
 	case "supervise":
 		return supervise(c.name, stderr)
+	case "bmc-power":
+		// The startcmd of the host's BMC (ipmi_sim), not for people: it
+		// is the host's power as its BMC reads it.
+		return lab.BMCPower(c.name, c.host, nil)
 	}
 	l, err := lab.Open(c.name)
 	if err != nil {
@@ -211,6 +232,10 @@ func (c labCall) run(stdout, stderr io.Writer) error {
 		return l.DSHang(a[0], a[1])
 	case "ds-heal":
 		return l.DSHeal(a[0], a[1])
+	case "bmc-fail":
+		return l.BMCFail(a[0])
+	case "bmc-heal":
+		return l.BMCHeal(a[0])
 	}
 	return fmt.Errorf("unknown subcommand %q", c.cmd)
 }

@@ -49,6 +49,14 @@ func TestParseLab(t *testing.T) {
 		{name: "poweroff", args: []string{"poweroff", "h1"}, want: labCall{cmd: "poweroff", name: "lab", args: []string{"h1"}}},
 		{name: "poweron without host", args: []string{"poweron"}, err: "poweron takes 1 argument(s), have 0"},
 		{name: "supervise", args: []string{"supervise", "--name", "x"}, want: labCall{cmd: "supervise", name: "x"}},
+		{name: "up without BMCs", args: []string{"up", "--hosts", "2", "--links", "1", "--no-bmc"}, want: labCall{cmd: "up", name: "lab",
+			up: lab.Options{Name: "lab", Hosts: 2, Links: 1, WatchdogAction: "reset", NoBMC: true}}},
+		{name: "bmc-fail", args: []string{"bmc-fail", "h2"}, want: labCall{cmd: "bmc-fail", name: "lab", args: []string{"h2"}}},
+		{name: "bmc-heal named", args: []string{"bmc-heal", "h2", "--name", "x"}, want: labCall{cmd: "bmc-heal", name: "x", args: []string{"h2"}}},
+		{name: "bmc-fail without host", args: []string{"bmc-fail"}, err: "bmc-fail takes 1 argument(s), have 0"},
+		{name: "bmc-power", args: []string{"bmc-power", "--name", "x", "--host", "h3"}, want: labCall{cmd: "bmc-power", name: "x", host: "h3"}},
+		{name: "bmc-power without host", args: []string{"bmc-power", "--name", "x"}, err: "bmc-power needs --host HOST"},
+		{name: "no-bmc on status", args: []string{"status", "--no-bmc"}, err: "flag provided but not defined: -no-bmc"},
 		{name: "unknown", args: []string{"reboot", "h1"}, err: `unknown subcommand "reboot"`},
 		{name: "nothing", args: nil, err: "want a subcommand"},
 		{name: "unknown flag", args: []string{"status", "--verbose"}, err: "flag provided but not defined: -verbose"},
@@ -85,6 +93,7 @@ func TestLabUsage(t *testing.T) {
 		{"help flag", []string{"lab", "cut", "-h"}, 0, "Exit status: 0 success, 1 failure, 2 usage error.", ""},
 		{"bad arguments", []string{"lab", "loss", "h1", "0"}, 2, "", "loss takes 3 argument(s), have 2"},
 		{"listed", []string{"help"}, 0, "lab        run a cluster of real agents", ""},
+		{"bmc commands", []string{"lab", "help"}, 0, "bmc-fail   HOST's BMC answers nothing", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -8,7 +8,8 @@ import (
 	"github.com/vigil-ha/vigil/tools/privtest"
 )
 
-// BenchmarkUpDown brings a lab with stand-in agents up and down.
+// BenchmarkUpDown brings a lab with stand-in agents and no BMCs up and
+// down.
 func BenchmarkUpDown(b *testing.B) {
 	privtest.Require(b)
 	exe, err := os.Executable()
@@ -19,7 +20,7 @@ func BenchmarkUpDown(b *testing.B) {
 		b.Run(fmt.Sprintf("%dx%d", size.hosts, size.links), func(b *testing.B) {
 			name := testName()
 			b.Cleanup(func() { Down(name) })
-			o := benchOptions(Options{Name: name, Hosts: size.hosts, Links: size.links}, exe)
+			o := benchOptions(Options{Name: name, Hosts: size.hosts, Links: size.links, NoBMC: true}, exe)
 			for b.Loop() {
 				l, err := Up(o)
 				if err != nil {

@@ -15,8 +15,9 @@ import (
 // filled in) whose folder is dir: cluster o.Name, the key file and port,
 // default timing, one link lL per link with the bridge as its isolation
 // address, the folder datastore ds0 in dir/store and the block datastore
-// ds1 on device, hosts h1..hN with 8 CPUs and 16 GiB,
-// and VMs vm1..vmM of 1 CPU and 1 GiB spread round-robin over the hosts.
+// ds1 on device, hosts h1..hN with 8 CPUs and 16 GiB (and, unless
+// o.NoBMC, hN's BMC at 10.100.0.1:6230+N with its credentials in
+// dir/hN/bmc.cred), and VMs vm1..vmM of 1 CPU and 1 GiB spread round-robin over the hosts.
 func ClusterFile(o Options, dir, device string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The lab %q: %d hosts, %d links, written by 'vigil lab up'.\n\n", o.Name, o.Hosts, o.Links)
@@ -38,6 +39,9 @@ func ClusterFile(o Options, dir, device string) string {
 		}
 		fmt.Fprintf(&b, "\n[[hosts]]\nid = %d\nname = %q\naddresses = [%s]\ncpu = 8\nmemory = \"16GiB\"\n",
 			n, hostName(n), strings.Join(addrs, ", "))
+		if !o.NoBMC {
+			fmt.Fprintf(&b, "bmc = %q\nbmc_credentials = %q\n", bmcAddr(n), bmcCredentials(filepath.Join(dir, hostName(n))))
+		}
 	}
 	for i := 1; i <= o.VMs; i++ {
 		fmt.Fprintf(&b, "\n[[vms]]\nname = \"vm%d\"\ncpu = 1\nmemory = \"1GiB\"\nhost = %q\n", i, hostName((i-1)%o.Hosts+1))

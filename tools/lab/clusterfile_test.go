@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ func TestClusterFile(t *testing.T) {
 		{name: "no vms", o: Options{Name: "empty", Hosts: 2, Links: 1}, failures: 1},
 		{name: "isolation responses", o: Options{Name: "iso", Hosts: 3, Links: 1, VMs: 4, Isolation: []string{"", "poweroff", "leave-running"}},
 			failures: 1, vmHosts: []string{"h1", "h2", "h3", "h1"}, isolation: []string{"", "poweroff", "leave-running", ""}},
+		{name: "no bmc", o: Options{Name: "nobmc", Hosts: 2, Links: 1, VMs: 2, NoBMC: true}, failures: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := "/run/vigil-lab/" + tc.o.Name
@@ -61,6 +63,13 @@ func TestClusterFile(t *testing.T) {
 			}
 			if want := hostAddr(tc.o.Hosts, last).String(); h.Addresses[last] != want {
 				t.Errorf("last host's last address = %s, want %s", h.Addresses[last], want)
+			}
+			wantBMC, wantCred := fmt.Sprintf("10.100.0.1:%d", 6230+tc.o.Hosts), fmt.Sprintf("%s/h%d/bmc.cred", dir, tc.o.Hosts)
+			if tc.o.NoBMC {
+				wantBMC, wantCred = "", ""
+			}
+			if h.BMC != wantBMC || h.BMCCredentials != wantCred {
+				t.Errorf("last host's bmc %q, credentials %q; want %q, %q", h.BMC, h.BMCCredentials, wantBMC, wantCred)
 			}
 			for i, want := range tc.vmHosts {
 				v := c.VMs[i]

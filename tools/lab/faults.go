@@ -188,9 +188,10 @@ func (l *Lab) Thaw(host string) error {
 
 // PowerOff cuts host's power: SIGKILL of every process in its cgroup,
 // frozen or not, and its watchdog is disarmed. A host already off stays
-// off.
+// off. With a BMC, it returns once the BMC reads off.
 func (l *Lab) PowerOff(host string) error {
 	var sock string
+	var bmc *bmcState
 	err := update(l.name, func(s *state) error {
 		h, err := s.host(host)
 		if err != nil {
@@ -204,10 +205,18 @@ func (l *Lab) PowerOff(host string) error {
 			h.Gen++
 		}
 		h.Off, h.OffBy, h.Frozen = true, "poweroff", false
+		if h.BMC != nil {
+			b := *h.BMC
+			bmc = &b
+		}
 		return nil
 	})
 	if err == nil {
 		err = disarm(sock, host)
+	}
+	if err == nil && bmc != nil {
+		// The power process needs the lock to see that its host is off.
+		err = awaitBMCOff(host, *bmc)
 	}
 	return l.wrap("poweroff", err)
 }
@@ -223,19 +232,34 @@ func (l *Lab) PowerOn(host string) error {
 		if !h.Off {
 			return nil
 		}
-		if err := resetCgroup(h.Agent.Cgroup); err != nil { // leftovers of Exec, if any
-			return err
-		}
-		if err := disarm(s.Supervisor.Socket, host); err != nil {
-			return err
-		}
-		if err := startAgent(h); err != nil {
-			return err
-		}
-		h.Off, h.OffBy, h.Frozen = false, "", false
-		h.Gen++
-		return nil
+		return s.powerOn(h, false)
 	}))
+}
+
+// powerOn boots the powered-off host h: a new, empty cgroup (Exec's
+// leftovers die), its watchdog disarmed, its agent started. A host with a
+// BMC needs its power process running first, so that the BMC reads on
+// before the host runs anything: unless byBMC (the power process powers
+// on), a BMC that reads off is restarted, and its new power process finds
+// the host on. The caller holds the state lock.
+func (s *state) powerOn(h *hostState, byBMC bool) error {
+	if err := resetCgroup(h.Agent.Cgroup); err != nil {
+		return err
+	}
+	if err := disarm(s.Supervisor.Socket, h.Name); err != nil {
+		return err
+	}
+	if h.BMC != nil && !byBMC && !powerRunning(s, h) {
+		if err := restartBMC(s, h); err != nil {
+			return err
+		}
+	}
+	if err := startAgent(h); err != nil {
+		return err
+	}
+	h.Off, h.OffBy, h.Frozen = false, "", false
+	h.Gen++
+	return nil
 }
 
 // wrap names the lab and the command in err.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -23,6 +24,7 @@ const (
 	roleEcho      = "lab-test-echo"      // a stand-in agent: UDP echo on echoPort
 	roleSupervise = "lab-test-supervise" // the supervisor, with a short reboot delay
 	roleWatchdog  = "lab-test-watchdog"  // a stand-in agent that arms its watchdog and never pets it
+	roleBMCPower  = "lab-test-bmc-power" // a BMC's power process: BMCPower, as 'vigil lab bmc-power'
 	echoPort      = 7007
 	meshPort      = 9000
 	testReboot    = 300 * time.Millisecond
@@ -37,6 +39,12 @@ func TestMain(m *testing.M) {
 			os.Exit(runSupervise(os.Args[2]))
 		case roleWatchdog:
 			os.Exit(runWatchdogClient(os.Args[2]))
+		case roleBMCPower:
+			if err := BMCPower(os.Args[2], os.Args[3], nil); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
 		}
 	}
 	os.Exit(m.Run())
@@ -92,21 +100,42 @@ var labSeq atomic.Int32
 // testName returns a lab name no other test run uses at the same time.
 func testName() string { return fmt.Sprintf("t%d-%d", os.Getpid()%100000, labSeq.Add(1)) }
 
-// benchOptions sets the test binary as agent (unless o has one) and as
-// supervisor.
+// benchOptions sets the test binary as agent (unless o has one), as
+// supervisor and as the BMCs' power process.
 func benchOptions(o Options, exe string) Options {
 	o.Executable = exe
 	if o.AgentCommand == nil {
 		o.AgentCommand = func(string) []string { return []string{exe, roleEcho} }
 	}
 	o.SupervisorCommand = func(name string) []string { return []string{exe, roleSupervise, name} }
+	o.BMCPowerCommand = func(name, host string) []string { return []string{exe, roleBMCPower, name, host} }
 	return o
 }
 
-// testLab brings up a lab with stand-in agents (an echo server unless o
-// says otherwise) and the test binary as supervisor, and downs it when the
-// test ends.
+// testLab brings up a lab without BMCs, with stand-in agents (an echo
+// server unless o says otherwise) and the test binary as supervisor, and
+// downs it when the test ends.
 func testLab(t testing.TB, o Options) *Lab {
+	t.Helper()
+	o.NoBMC = true
+	return upTestLab(t, o)
+}
+
+// testLabBMC is testLab with a BMC per host (ipmi_sim, the test binary as
+// power process). It needs ipmi_sim, and ipmitool to talk to them.
+func testLabBMC(t testing.TB, o Options) *Lab {
+	t.Helper()
+	privtest.Require(t)
+	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			privtest.Unavailable(t, tool+" is not installed (fix: 'make test' installs it as root, or apt-get install openipmi ipmitool)")
+		}
+	}
+	o.NoBMC = false
+	return upTestLab(t, o)
+}
+
+func upTestLab(t testing.TB, o Options) *Lab {
 	t.Helper()
 	privtest.Require(t)
 	exe, err := os.Executable()

@@ -27,7 +27,8 @@ type Lab struct {
 // Up brings up a lab: it removes any lab of the same name and any
 // leftovers of a crashed one, writes the state folder and cluster files,
 // builds the namespaces, bridges and veths, attaches and pins the fault
-// program, starts the supervisor and then every host's agent. On failure
+// program, starts the supervisor, every host's BMC (unless o.NoBMC; see
+// bmc.go: it needs ipmi_sim) and then every host's agent. On failure
 // it removes what it made. Each TCX attachment waits for an RCU grace
 // period (about 11 ms here), so 16 hosts on 8 links take about 3 s to
 // come up; with /sys/kernel/rcu_expedited set to 1, about 0.5 s.
@@ -36,10 +37,16 @@ func Up(o Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ipmiSim string
+	if !o.NoBMC {
+		if ipmiSim, err = findIPMISim(); err != nil {
+			return nil, fmt.Errorf("lab %q: up: %w", o.Name, err)
+		}
+	}
 	if err := Down(o.Name); err != nil {
 		return nil, fmt.Errorf("lab %q: remove the old lab: %w", o.Name, err)
 	}
-	if err := up(o); err != nil {
+	if err := up(o, ipmiSim); err != nil {
 		if derr := Down(o.Name); derr != nil {
 			err = errors.Join(err, fmt.Errorf("and cleaning up failed: %w", derr))
 		}
@@ -48,7 +55,7 @@ func Up(o Options) (*Lab, error) {
 	return &Lab{name: o.Name}, nil
 }
 
-func up(o Options) error {
+func up(o Options, ipmiSim string) error {
 	dir := labDir(o.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("make %s: %w", dir, err)
@@ -65,16 +72,29 @@ func up(o Options) error {
 		return err
 	}
 	s := newState(o, dir, cgRoot)
-	s.Device = device
-	for _, d := range []string{s.Supervisor.Cgroup} {
+	s.Device, s.IPMISim = device, ipmiSim
+	for _, d := range []string{s.Supervisor.Cgroup, s.BMCCgroup} {
+		if d == "" {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("make cgroup %s: %w", d, err)
 		}
 	}
-	for _, h := range s.Hosts {
+	for i := range s.Hosts {
+		h := &s.Hosts[i]
 		for _, d := range []string{h.Agent.Cgroup, filepath.Join(h.Dir, "vms")} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return fmt.Errorf("make %s: %w", d, err)
+			}
+		}
+		if h.BMC != nil {
+			argv := BMCPowerArgs(o.Executable, o.Name, h.Name)
+			if o.BMCPowerCommand != nil {
+				argv = o.BMCPowerCommand(o.Name, h.Name)
+			}
+			if err := writeBMCFiles(h, argv); err != nil {
+				return err
 			}
 		}
 	}
@@ -93,6 +113,17 @@ func up(o Options) error {
 	return update(o.Name, func(s *state) error {
 		if err := attachHostPaths(s); err != nil {
 			return err
+		}
+		// The BMCs first, so that every agent finds every BMC answering;
+		// each power process waits for the lock, and then finds its host
+		// on and its agent started.
+		for i := range s.Hosts {
+			if s.Hosts[i].BMC == nil {
+				continue
+			}
+			if err := startBMC(s, &s.Hosts[i]); err != nil {
+				return err
+			}
 		}
 		for i := range s.Hosts {
 			if err := startAgent(&s.Hosts[i]); err != nil {
@@ -138,6 +169,10 @@ func newState(o Options, dir, cgRoot string) *state {
 		}
 		for l := 0; l < o.Links; l++ {
 			h.Links = append(h.Links, hostLinkState{Veth: hostVeth(l), HubVeth: hubVeth(name, l), Addr: hostAddr(n, l).String()})
+		}
+		if !o.NoBMC {
+			h.BMC = newBMC(n, h.Dir)
+			s.BMCCgroup = filepath.Join(cgRoot, "bmc")
 		}
 		s.Hosts = append(s.Hosts, h)
 	}
@@ -252,8 +287,9 @@ func (l *Lab) Start(host string, cmd *exec.Cmd) error {
 // Down removes the lab: see the package function Down.
 func (l *Lab) Down() error { return Down(l.name) }
 
-// Down removes the lab called name: it kills every process of its hosts
-// and its supervisor, detaches its loop devices, unmounts the hosts'
+// Down removes the lab called name: it kills every process of its hosts,
+// its BMCs and its supervisor (every one lives in a cgroup under the
+// lab's), detaches its loop devices, unmounts the hosts'
 // datastore paths, and removes its cgroups, namespaces, eBPF pins and
 // state folder. It works without state.json, by name, and succeeds when
 // there is nothing to remove.

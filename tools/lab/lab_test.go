@@ -63,10 +63,12 @@ func TestLabNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Other labs (a concurrent test package, a demo) name their hub
+		// veths alike, each in a hub namespace of its own: at least one.
 		for _, h := range s.Hosts {
 			for _, hl := range h.Links {
-				if n := len(threads[hl.HubVeth]); n != 1 {
-					t.Errorf("%s has %d NAPI threads, want 1", hl.HubVeth, n)
+				if n := len(threads[hl.HubVeth]); n < 1 {
+					t.Errorf("%s has no NAPI thread", hl.HubVeth)
 				}
 			}
 		}

@@ -67,6 +67,14 @@ type Options struct {
 	// "vigil lab supervise --name NAME". The supervisor finds its
 	// readiness pipe in the ReadyFDEnv variable.
 	SupervisorCommand func(name string) []string
+	// NoBMC brings the lab up without BMCs: no ipmi_sim runs, the cluster
+	// file names no bmc, and fencing waits for the lease proof. Without
+	// it, Up needs ipmi_sim (Debian package openipmi).
+	NoBMC bool
+	// BMCPowerCommand returns the command line of a host's power process,
+	// its BMC's startcmd (see BMCPower); nil means "vigil lab bmc-power
+	// --name NAME --host HOST". Tests pass a stand-in that calls BMCPower.
+	BMCPowerCommand func(name, host string) []string
 }
 
 var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)

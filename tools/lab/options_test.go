@@ -2,6 +2,7 @@ package lab
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -187,10 +188,20 @@ func TestNewStateLayout(t *testing.T) {
 		{"isolation", s.Links[1].Isolation, "10.101.0.1"},
 		{"bridge", s.Links[1].Bridge, "br1"},
 		{"pins", s.PinDir, "/sys/fs/bpf/vigil-lab/t"},
+		{"bmc cgroup", s.BMCCgroup, "/cg/vigil-lab/t/bmc"},
+		{"bmc", h.BMC.Dir + " " + h.BMC.Credentials + " " + h.BMC.Log, "/run/vigil-lab/t/h2/bmc /run/vigil-lab/t/h2/bmc.cred /run/vigil-lab/t/h2/bmc.log"},
+		{"bmc ports", fmt.Sprint(h.BMC.Port, " ", h.BMC.SerialPort), "6232 6302"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.what, tc.got, tc.want)
 		}
+	}
+}
+
+func TestNewStateNoBMC(t *testing.T) {
+	s := newState(Options{Name: "t", Hosts: 2, Links: 1, Executable: "/v", NoBMC: true}, "/run/vigil-lab/t", "/cg/vigil-lab/t")
+	if s.BMCCgroup != "" || s.Hosts[0].BMC != nil || s.Hosts[1].BMC != nil {
+		t.Errorf("a lab without BMCs has BMCs: %q %+v", s.BMCCgroup, s.Hosts[0].BMC)
 	}
 }
 

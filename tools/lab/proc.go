@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,6 +140,72 @@ func alive(pid int) bool {
 	for i := len(data) - 1; i >= 0; i-- {
 		if data[i] == ')' {
 			return i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+		}
+	}
+	return false
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name:
+// the state first, then the parent's PID; nil when pid is gone.
+func procStat(pid int) []string {
+	if pid <= 0 {
+		return nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(data[i+1:]))
+}
+
+// parentOf returns pid's parent, 0 when pid is gone.
+func parentOf(pid int) int {
+	f := procStat(pid)
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// stopped reports whether pid is stopped by a signal.
+func stopped(pid int) bool {
+	f := procStat(pid)
+	return len(f) > 0 && (f[0] == "T" || f[0] == "t")
+}
+
+// children lists pid's children, from every thread's
+// /proc/PID/task/TID/children.
+func children(pid int) []int {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(data)) {
+			if c, err := strconv.Atoi(field); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// inCgroupDir reports whether pid is in the cgroup folder dir.
+func inCgroupDir(pid int, dir string) bool {
+	pids, err := cgroupPIDs(dir)
+	if err != nil {
+		return false
+	}
+	for _, p := range pids {
+		if p == pid {
+			return true
 		}
 	}
 	return false

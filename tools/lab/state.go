@@ -33,6 +33,10 @@ type state struct {
 	// Device is the loop device on the shared LUN's image that the
 	// cluster file names.
 	Device string `json:"device,omitempty"`
+	// IPMISim is the ipmi_sim binary of the BMCs, "" without BMCs.
+	IPMISim string `json:"ipmi_sim,omitempty"`
+	// BMCCgroup holds every BMC's ipmi_sim and power process.
+	BMCCgroup string `json:"bmc_cgroup,omitempty"`
 }
 
 // linkState is one heartbeat link.
@@ -59,7 +63,8 @@ type hostState struct {
 	Dir   string    `json:"dir"`
 	Agent procState `json:"agent"`
 	Off   bool      `json:"off"`
-	// OffBy says who powered the host off: "poweroff" or "watchdog".
+	// OffBy says who powered the host off: "poweroff", "watchdog" or
+	// "bmc".
 	OffBy  string `json:"off_by,omitempty"`
 	Frozen bool   `json:"frozen"`
 	// Gen counts power changes, so that a delayed reboot can tell that the
@@ -71,6 +76,8 @@ type hostState struct {
 	// DSModes holds the faults of the host's datastore paths: "fail" or
 	// "hang" by datastore; a path not listed is ok.
 	DSModes map[string]string `json:"ds_modes,omitempty"`
+	// BMC is the host's BMC, nil in a lab without BMCs.
+	BMC *bmcState `json:"bmc,omitempty"`
 }
 
 // hostLinkState is one host's NIC on one link.

@@ -45,6 +45,8 @@ type HostStatus struct {
 	// hang.
 	Datastores []string
 	Watchdog   WatchdogStatus
+	// BMC is the host's BMC, nil in a lab without BMCs.
+	BMC *BMCStatus
 }
 
 // LinkStatus is one host's NIC on one link.
@@ -104,6 +106,9 @@ func (l *Lab) Status() (*Status, error) {
 			}
 			hs.Datastores = append(hs.Datastores, m)
 		}
+		if h.BMC != nil {
+			hs.BMC = bmcStatus(s, &s.Hosts[i])
+		}
 		if werr == nil && answers[i].OK {
 			a := answers[i]
 			hs.Watchdog = WatchdogStatus{Known: true, Armed: a.Armed, Timeout: time.Duration(a.TimeoutNS), Left: time.Duration(a.LeftNS)}
@@ -114,16 +119,25 @@ func (l *Lab) Status() (*Status, error) {
 }
 
 // WriteTable writes st as a table: host, power, agent PID, one column per
-// link (up, cut or loss N%), one per datastore path (ok, fail or hang) and
-// the watchdog.
+// link (up, cut or loss N%), one per datastore path (ok, fail or hang),
+// the watchdog and, in a lab with BMCs, the BMC (its address, ok or
+// failed, and the power it reads).
 func (st *Status) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	sup := "not running"
 	if st.SupervisorPID != 0 {
 		sup = fmt.Sprintf("PID %d", st.SupervisorPID)
 	}
+	bmcs := false
+	for _, h := range st.Hosts {
+		bmcs = bmcs || h.BMC != nil
+	}
+	bmcHead := ""
+	if bmcs {
+		bmcHead = "\tBMC"
+	}
 	fmt.Fprintf(tw, "lab %s: partition %s, supervisor %s\n", st.Name, st.Partition, sup)
-	fmt.Fprintf(tw, "HOST\tPOWER\tAGENT\t%s\t%s\tWATCHDOG\n", strings.Join(st.Links, "\t"), strings.Join(st.Datastores, "\t"))
+	fmt.Fprintf(tw, "HOST\tPOWER\tAGENT\t%s\t%s\tWATCHDOG%s\n", strings.Join(st.Links, "\t"), strings.Join(st.Datastores, "\t"), bmcHead)
 	for _, h := range st.Hosts {
 		power := string(h.Power)
 		if h.Power == PowerOff && h.OffBy != "" {
@@ -147,7 +161,11 @@ func (st *Status) WriteTable(w io.Writer) error {
 				links[i] = "up"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, power, agent, strings.Join(links, "\t"), strings.Join(h.Datastores, "\t"), h.Watchdog)
+		bmc := ""
+		if bmcs {
+			bmc = "\t" + h.BMC.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", h.Name, power, agent, strings.Join(links, "\t"), strings.Join(h.Datastores, "\t"), h.Watchdog, bmc)
 	}
 	return tw.Flush()
 }

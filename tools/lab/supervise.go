@@ -160,6 +160,7 @@ func (sv *supervisor) fire(host string) {
 	}
 	sv.wd.Disarm(host)
 	var gen int
+	var bmc *bmcState
 	err = update(sv.s.Name, func(s *state) error {
 		h, err := s.host(host)
 		if err != nil {
@@ -168,11 +169,18 @@ func (sv *supervisor) fire(host string) {
 		h.Off, h.OffBy, h.Frozen = true, "watchdog", false
 		h.Gen++
 		gen = h.Gen
+		if h.BMC != nil {
+			b := *h.BMC
+			bmc = &b
+		}
 		return nil
 	})
 	if err != nil {
 		sv.o.Logf("mark %s off: %v", host, err)
 		return
+	}
+	if bmc != nil {
+		notifyPower(*bmc) // its BMC reads off once it sees the host off
 	}
 	if sv.s.WatchdogAction == ActionPowerOff {
 		sv.o.Logf("%s stays off (watchdog action poweroff)", host)
@@ -182,8 +190,9 @@ func (sv *supervisor) fire(host string) {
 	sv.o.AfterFunc(sv.o.RebootDelay, func() { sv.reboot(host, gen) })
 }
 
-// reboot starts host's agent again unless its power changed since the
-// watchdog fired (power generation gen).
+// reboot starts host's agent again (and its BMC's power process first)
+// unless its power changed since the watchdog fired (power generation
+// gen).
 func (sv *supervisor) reboot(host string, gen int) {
 	var pid int
 	err := update(sv.s.Name, func(s *state) error {
@@ -194,11 +203,9 @@ func (sv *supervisor) reboot(host string, gen int) {
 		if !h.Off || h.Gen != gen {
 			return nil
 		}
-		if err := startAgent(h); err != nil {
+		if err := s.powerOn(h, false); err != nil {
 			return err
 		}
-		h.Off, h.OffBy = false, ""
-		h.Gen++
 		pid = h.Agent.PID
 		return nil
 	})

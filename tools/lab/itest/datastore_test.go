@@ -154,14 +154,18 @@ func TestDatastoreLostEverywhere(t *testing.T) {
 	c.onlyOnce(6)
 }
 
-// TestDatastoreAndNetworkLost: a host loses its datastores and then the
-// network (the others can no longer hear it): with neither a lease nor a
-// network majority it stops petting its watchdog, which resets it, and
-// only after that do the others restart its VMs, on the lease and
-// watchdog proof.
+// TestDatastoreAndNetworkLost: a host whose BMC does not answer loses its
+// datastores and then the network (the others can no longer hear it):
+// with neither a lease nor a network majority it stops petting its
+// watchdog, which resets it (the self-fence), and only after that do the
+// others restart its VMs, on the lease and watchdog proof, the fence's
+// fallback when the BMC is unreachable.
 func TestDatastoreAndNetworkLost(t *testing.T) {
 	c := newCluster(t, 3, 2)
 	mine := c.vmsOn("h3")
+	if err := c.l.BMCFail("h3"); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.l.DSFail("h3", "all"); err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +190,8 @@ func TestDatastoreAndNetworkLost(t *testing.T) {
 			t.Errorf("%v restarted at %s, before h3's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), fired.Format(time.StampMilli))
 		}
 	}
-	for _, l := range c.logged(t1, "fence", "fencing") {
-		if !strings.Contains(l.Msg, "h3") {
+	for _, l := range c.logged(t1, "fence", "fencing ") {
+		if strings.HasPrefix(l.Msg, "fencing ") && !strings.HasPrefix(l.Msg, "fencing h3 ") {
 			t.Errorf("%s fenced another host than h3: %q", l.Host, l.Msg)
 		}
 	}
@@ -196,6 +200,9 @@ func TestDatastoreAndNetworkLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.l.DSHeal("h3", "all"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.l.BMCHeal("h3"); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor("h3 back and healthy", 40*time.Second, func() bool { return c.selfIs("h3", "healthy") })

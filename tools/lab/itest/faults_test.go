@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -191,26 +192,92 @@ func TestIsolatedHost(t *testing.T) {
 	c.onlyOnce(9)
 }
 
-// TestPowerOff: a host loses power; its VMs run again on the others with
-// the lease and watchdog proof (the lab hosts have no BMC).
+// TestPowerOff: a host loses power; the coordinator powers it off through
+// its BMC and reads "off" back, and its VMs run again on the others with
+// that proof (b). Then the same with the BMC unreachable (hung): the
+// fence falls back to the lease and watchdog proof (c).
 func TestPowerOff(t *testing.T) {
 	c := newCluster(t, 3, 2)
-	t0 := time.Now()
-	lost := c.vmsOn("h2")
-	if err := c.l.PowerOff("h2"); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		host      string
+		bmcFailed bool
+		proof     string
+		kind      core.ProofKind
+	}{
+		{"h2", false, "bmc-off", core.ProofBMCOff},
+		{"h3", true, "lease-expired", core.ProofLease},
+	} {
+		t0 := time.Now()
+		lost := c.vmsOn(tc.host)
+		if tc.bmcFailed {
+			if err := c.l.BMCFail(tc.host); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.l.PowerOff(tc.host); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(tc.host+"'s VMs running on the others", 40*time.Second, func() bool {
+			return len(c.running(map[string]bool{tc.host: true})) == 6
+		})
+		c.movedWith(t0, tc.host, lost, tc.proof)
+		c.onlyOnce(6, tc.host)
+		for ds, x := range c.storedIncident(tc.host, core.IncidentFailed) {
+			c.checkIncident(ds, x, tc.kind, lost)
+			if !tc.bmcFailed && len(x.Fence.Attempts) == 0 {
+				t.Errorf("%s: the incident of %s records no BMC attempt: %+v", ds, tc.host, x.Fence)
+			}
+		}
+		if tc.bmcFailed {
+			if err := c.l.BMCHeal(tc.host); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.l.PowerOn(tc.host); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(tc.host+" back and healthy", 30*time.Second, func() bool { return c.selfIs(tc.host, "healthy") })
 	}
-	c.waitFor("h2's VMs running on h1 and h3", 30*time.Second, func() bool {
-		return len(c.running(map[string]bool{"h2": true})) == 6
-	})
-	c.movedWith(t0, "h2", lost, "lease-expired")
-	c.onlyOnce(6, "h2")
-	for ds, x := range c.storedIncident("h2", core.IncidentFailed) {
-		c.checkIncident(ds, x, core.ProofLease, lost)
-	}
+	c.onlyOnce(6)
 }
 
-// TestFreezeAndThaw: a host freezes (every process stopped, as a hung
+// TestFrozenHostFencedByIPMI: a host freezes (a hung kernel: it neither
+// sends nor pets, but its VMs' processes still exist). The coordinator
+// powers it off through its BMC, which kills it, frozen as it is, and
+// reads "off" back; only then are its VMs restarted, with that proof. (Its
+// watchdog, no longer petted, may fire at about the same time: either
+// kills the host, and the BMC reads "off" only once it is dead.) Thawed,
+// it runs none of its old VM processes.
+func TestFrozenHostFencedByIPMI(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	mine := c.vmsOn("h2")
+	before := c.vmProcesses()
+	t0 := time.Now()
+	if err := c.l.Freeze("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2's VMs restarted", 40*time.Second, func() bool { return len(c.running(map[string]bool{"h2": true})) == 6 })
+	c.movedWith(t0, "h2", mine, "bmc-off")
+	for _, vm := range mine {
+		for _, p := range c.vmProcesses()[vm] {
+			if p == before[vm][0] {
+				t.Errorf("%s's old process %v outlived the fence", vm, p)
+			}
+		}
+	}
+	c.onlyOnce(6, "h2")
+	if err := c.l.Thaw("h2"); err != nil && !errors.Is(err, lab.ErrPoweredOff) {
+		t.Fatal(err)
+	}
+	c.onlyOnce(6, "h2")
+	if err := c.l.PowerOn("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2 back and healthy", 30*time.Second, func() bool { return c.selfIs("h2", "healthy") })
+	c.onlyOnce(6)
+}
+
+// TestFreezeAndThaw: in a lab without BMCs, a host freezes (every process stopped, as a hung
 // kernel) and is thawed.
 //
 // Frozen for less than its watchdog timeout, it resumes with its VMs and
@@ -219,7 +286,7 @@ func TestPowerOff(t *testing.T) {
 // proof waits out the watchdog): when it is thawed, none of its old VM
 // processes runs.
 func TestFreezeAndThaw(t *testing.T) {
-	c := newCluster(t, 3, 2)
+	c := newClusterWith(t, lab.Options{Hosts: 3, Links: 2, NoBMC: true})
 	mine := c.vmsOn("h2")
 	before := c.vmProcesses()
 
