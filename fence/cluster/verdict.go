@@ -379,6 +379,9 @@ func (n *Node) Verdicts() []Verdict {
 	return v
 }
 
+// Verdict returns the current verdict on host h (Unknown for this host).
+func (n *Node) Verdict(h int) Verdict { return n.peers[h].verdict }
+
 // Self is this host's verdict on itself; Coordinator the host it takes for
 // coordinator (-1 none).
 func (n *Node) Self() SelfVerdict { return n.self0 }

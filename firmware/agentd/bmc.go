@@ -25,9 +25,16 @@ const (
 // DialBMC opens an IPMI session with the BMC at addr.
 type DialBMC func(ctx context.Context, addr string, cred ipmi.Credentials) (ipmi.BMC, error)
 
+// agentLAN are the agent's IPMI LAN options. A fence is in a hurry: an
+// answer waits 500 ms and a request is sent twice, so a session the BMC
+// dropped (a BMC reset, a restarted BMC) costs 1 s before the driver
+// tries a new one, within bmcRequestTimeout; the fence itself asks again
+// every bmc_poll.
+var agentLAN = ipmi.LANOptions{Timeout: 500 * time.Millisecond, Retries: 1}
+
 // DialLAN is the real DialBMC: IPMI over LAN (RMCP+).
 func DialLAN(ctx context.Context, addr string, cred ipmi.Credentials) (ipmi.BMC, error) {
-	l, err := ipmi.DialLAN(ctx, addr, cred, ipmi.LANOptions{})
+	l, err := ipmi.DialLAN(ctx, addr, cred, agentLAN)
 	if err != nil {
 		return nil, err // not a nil *LAN in a non-nil interface
 	}
@@ -60,6 +67,8 @@ type bmcConn struct {
 
 	hmu    sync.Mutex
 	health BMCStatus
+
+	warmed bool // a probe went out when the host became suspect (loop only)
 }
 
 // openBMCs prepares a connection to the BMC of every peer that has one.
@@ -200,6 +209,27 @@ func (d *daemon) probeBMCs(ctx context.Context, interval time.Duration) {
 				t.Reset(interval)
 			}
 		}()
+	}
+}
+
+// warmBMCs probes, when this host coordinates, the BMC of every peer that
+// just became suspect: a fence may follow within the grace, and a session
+// the BMC dropped meanwhile (a BMC reset) is then found and replaced
+// before the fence needs it rather than during it. Called by the loop
+// after each tick.
+func (d *daemon) warmBMCs() {
+	coord := d.node.Coordinator() == d.self
+	for h, b := range d.bmcs {
+		if b == nil || b.credErr != nil {
+			continue
+		}
+		switch v := d.node.Verdict(h); {
+		case v == cluster.Alive:
+			b.warmed = false
+		case v == cluster.Suspect && coord && !b.warmed && d.probeCtx != nil:
+			b.warmed = true
+			go d.probeBMC(d.probeCtx, b)
+		}
 	}
 }
 

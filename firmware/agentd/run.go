@@ -58,6 +58,7 @@ type daemon struct {
 
 	incidents incidentLog // incidents.go: the incidents this host recorded as coordinator
 	bmcs      []*bmcConn  // bmc.go: each peer's BMC, nil where none
+	probeCtx  context.Context
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -260,6 +261,7 @@ func (d *daemon) loop(ctx context.Context) error {
 	defer api.Close()
 	probes, stopProbes := context.WithCancel(ctx)
 	defer stopProbes()
+	d.probeCtx = probes
 	d.probeBMCs(probes, d.opts.BMCProbe)
 	// The loop wakes drainsPerTick times a heartbeat interval to take the
 	// heartbeats queued in the sockets (their kernel stamps keep the
@@ -275,6 +277,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			d.drain()
 			if n++; n%drainsPerTick == 0 {
 				d.ag.Handle(cluster.Tick{})
+				d.warmBMCs()
 			}
 		case ev := <-d.events:
 			d.ag.Handle(ev)
