@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -155,58 +156,65 @@ func TestDatastoreLostEverywhere(t *testing.T) {
 }
 
 // TestDatastoreAndNetworkLost: a host whose BMC does not answer loses its
-// datastores and then the network (the others can no longer hear it):
-// with neither a lease nor a network majority it stops petting its
-// watchdog, which resets it (the self-fence), and only after that do the
-// others restart its VMs, on the lease and watchdog proof, the fence's
-// fallback when the BMC is unreachable.
+// datastores and then the network: first h3 by a partition (the others
+// can no longer hear it, though it still reaches its isolation addresses),
+// then h2 by having every link cut (it reaches nothing: the self verdict
+// stays datastore-lost, which outranks isolated). With neither a lease nor
+// a network majority the host stops petting its watchdog, which resets it
+// (the self-fence), and only after that do the others restart its VMs, on
+// the lease and watchdog proof: the fence's fallback when the BMC is
+// unreachable.
 func TestDatastoreAndNetworkLost(t *testing.T) {
 	c := newCluster(t, 3, 2)
-	mine := c.vmsOn("h3")
-	if err := c.l.BMCFail("h3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.l.DSFail("h3", "all"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor("h3 finds its datastores lost", 20*time.Second, func() bool { return c.selfIs("h3", "datastore-lost") })
-	t1 := time.Now()
-	if err := c.l.Partition("h1,h2|h3"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor("h3's VMs running on h1 and h2", 40*time.Second, func() bool {
-		return len(c.running(map[string]bool{"h3": true})) == 6
-	})
-	fired := supervisorSaid(t, c, "watchdog fired on h3")
-	if fired.IsZero() || fired.Before(t1) {
-		t.Fatalf("h3's watchdog did not fire (at %v)", fired)
-	}
-	c.movedWith(t1, "h3", mine, "lease-expired")
-	for ds, x := range c.storedIncident("h3", core.IncidentFailed) {
-		c.checkIncident(ds, x, core.ProofLease, mine)
-	}
-	for _, l := range c.logged(t1, "assign", "restart") {
-		if l.Attrs["from"] == "h3" && l.Time.Before(fired) {
-			t.Errorf("%v restarted at %s, before h3's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), fired.Format(time.StampMilli))
+	for _, tc := range []struct {
+		host      string
+		cut, heal func() error
+	}{
+		{"h3", func() error { return c.l.Partition("h1,h2|h3") }, func() error { return c.l.Partition("none") }},
+		{"h2", func() error { return errors.Join(c.l.Cut("h2", "0"), c.l.Cut("h2", "1")) },
+			func() error { return errors.Join(c.l.Heal("h2", "0"), c.l.Heal("h2", "1")) }},
+	} {
+		h := tc.host
+		mine := c.vmsOn(h)
+		if err := c.l.BMCFail(h); err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, l := range c.logged(t1, "fence", "fencing ") {
-		if strings.HasPrefix(l.Msg, "fencing ") && !strings.HasPrefix(l.Msg, "fencing h3 ") {
-			t.Errorf("%s fenced another host than h3: %q", l.Host, l.Msg)
+		if err := c.l.DSFail(h, "all"); err != nil {
+			t.Fatal(err)
 		}
+		c.waitFor(h+" finds its datastores lost", 20*time.Second, func() bool { return c.selfIs(h, "datastore-lost") })
+		t1 := time.Now()
+		if err := tc.cut(); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(h+"'s VMs running on the others", 40*time.Second, func() bool {
+			return len(c.running(map[string]bool{h: true})) == 6
+		})
+		fired := supervisorSaid(t, c, "watchdog fired on "+h)
+		if fired.IsZero() || fired.Before(t1) {
+			t.Fatalf("%s's watchdog did not fire (at %v)", h, fired)
+		}
+		c.movedWith(t1, h, mine, "lease-expired")
+		for ds, x := range c.storedIncident(h, core.IncidentFailed) {
+			c.checkIncident(ds, x, core.ProofLease, mine)
+		}
+		for _, l := range c.logged(t1, "assign", "restart") {
+			if l.Attrs["from"] == h && l.Time.Before(fired) {
+				t.Errorf("%v restarted at %s, before %s's watchdog fired at %s", l.Attrs["vm"], l.Time.Format(time.StampMilli), h, fired.Format(time.StampMilli))
+			}
+		}
+		for _, l := range c.logged(t1, "fence", "fencing ") {
+			if strings.HasPrefix(l.Msg, "fencing ") && !strings.HasPrefix(l.Msg, "fencing "+h+" ") {
+				t.Errorf("%s fenced another host than %s: %q", l.Host, h, l.Msg)
+			}
+		}
+		c.onlyOnce(6, h)
+		if err := errors.Join(tc.heal(), c.l.DSHeal(h, "all"), c.l.BMCHeal(h)); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(h+" back and healthy", 40*time.Second, func() bool { return c.selfIs(h, "healthy") })
+		c.onlyOnce(6)
 	}
-	c.onlyOnce(6, "h3")
-	if err := c.l.Partition("none"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.l.DSHeal("h3", "all"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.l.BMCHeal("h3"); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor("h3 back and healthy", 40*time.Second, func() bool { return c.selfIs("h3", "healthy") })
-	c.onlyOnce(6)
 }
 
 // storedIncident waits until both datastores of the lab hold a closed

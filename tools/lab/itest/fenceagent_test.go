@@ -53,7 +53,9 @@ func TestFenceAgent(t *testing.T) {
 	addr := config.BMCAddr(cfg.Hosts[h].BMC)
 	ip, port, _ := strings.Cut(addr, ":")
 	opts := []string{"ip=" + ip, "ipport=" + port, "username=" + cred.User, "password=" + cred.Password, "lanplus=1"}
-	agent := func(action string) (int, string) { return c.fenceAgent("h1", append([]string{"action=" + action}, opts...)...) }
+	agent := func(action string) (int, string) {
+		return c.fenceAgent("h1", append([]string{"action=" + action}, opts...)...)
+	}
 
 	if code, out := c.fenceAgent("h1", "action=metadata"); code != 0 || !strings.Contains(out, "<resource-agent") {
 		t.Fatalf("metadata: exit %d\n%s", code, out)
