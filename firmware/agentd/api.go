@@ -31,6 +31,8 @@ type StatusReply struct {
 	Datastores []string
 	// BMCs are the peers' BMCs as this host last found them.
 	BMCs []BMCStatus
+	// Held says why the host waits for an operator ('vigil rejoin'), or "".
+	Held string
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -105,8 +107,13 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 	})
 	mux.HandleFunc("POST /v1/command", func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
+		if name == "rejoin" {
+			err := d.call(r.Context(), d.rejoin)
+			reply(w, struct{ OK bool }{true}, err)
+			return
+		}
 		if name != "maintenance-enter" && name != "maintenance-exit" {
-			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter or maintenance-exit", name), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit or rejoin", name), http.StatusBadRequest)
 			return
 		}
 		err := d.call(r.Context(), func() { d.ag.Handle(cluster.Command{Name: name}) })
@@ -158,6 +165,7 @@ func (d *daemon) statusReply() StatusReply {
 		rep.Datastores = append(rep.Datastores, ds.Name+" "+ds.Path+ds.Device)
 	}
 	rep.BMCs = d.bmcStatuses()
+	rep.Held = d.held
 	return rep
 }
 

@@ -59,6 +59,9 @@ type daemon struct {
 	incidents incidentLog // incidents.go: the incidents this host recorded as coordinator
 	bmcs      []*bmcConn  // bmc.go: each peer's BMC, nil where none
 	probeCtx  context.Context
+	// held says why the host waits for an operator (resets.go); the core
+	// does not run meanwhile. Loop only.
+	held string
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -121,6 +124,9 @@ func setup(opts Options) (*daemon, error) {
 	}
 	if err := os.MkdirAll(opts.State, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state folder: %w", err)
+	}
+	if d.held = d.checkResets(time.Now()); d.held != "" {
+		d.log.Error("held: "+d.held, "component", "wd")
 	}
 	badSlot := func(err error) {
 		d.logOnce("slot:"+err.Error(), slog.LevelWarn, "ignoring a bad datastore slot", "component", "ds", "err", err)
@@ -268,12 +274,17 @@ func (d *daemon) loop(ctx context.Context) error {
 	// detector exact), and ticks the core on every drainsPerTick-th.
 	drain := time.NewTicker(d.spec.Timing.Heartbeat / drainsPerTick)
 	defer drain.Stop()
-	d.ag.Handle(cluster.Tick{})
+	if d.held == "" {
+		d.ag.Handle(cluster.Tick{})
+	}
 	var stopBy time.Time
 	done := ctx.Done()
 	for n := 1; ; {
 		select {
 		case <-drain.C:
+			if d.held != "" {
+				continue // nothing runs until an operator lets the host rejoin
+			}
 			d.drain()
 			if n++; n%drainsPerTick == 0 {
 				d.ag.Handle(cluster.Tick{})
@@ -288,12 +299,19 @@ func (d *daemon) loop(ctx context.Context) error {
 				d.reloadKeys()
 				continue
 			}
+			if d.held != "" {
+				d.log.Info("stopped while held: nothing ran", "component", "agent", "signal", s.String())
+				return nil
+			}
 			if stopBy.IsZero() {
 				d.log.Info("stop requested", "component", "agent", "signal", s.String())
 				stopBy = time.Now().Add(d.opts.StopTimeout)
 				d.ag.Handle(cluster.Command{Name: "shutdown"})
 			}
 		case <-done:
+			if d.held != "" {
+				return nil
+			}
 			done = nil
 			if stopBy.IsZero() {
 				stopBy = time.Now().Add(d.opts.StopTimeout)

@@ -84,6 +84,9 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		fmt.Fprint(w, ", stopping")
 	}
 	fmt.Fprintf(w, "\nagent %s, up %s, incarnation %d, %d watchdog pets\n", r.Version, dur(r.Uptime), s.Incarnation, r.Pets)
+	if r.Held != "" {
+		fmt.Fprintf(w, "HELD: %s\n", r.Held)
+	}
 	for l, up := range s.Carrier {
 		dev := ""
 		if l < len(r.Links) {

@@ -81,6 +81,11 @@ func TestPrintAgentStatus(t *testing.T) {
 			"BMC of h4 (10.9.0.4:623): not checked yet",
 			"BMC of h5 (10.9.0.5:623): FAILING: BMC credentials of h5: mode 0644",
 		}, nil},
+		{"held", func(r *agentd.StatusReply) { r.Held = "the watchdog reset this host 3 times within 1h0m0s" }, []string{
+			"agent 1.2.3, up 1.5s, incarnation 42, 7 watchdog pets",
+			"HELD: the watchdog reset this host 3 times within 1h0m0s",
+			"link 0 (eth0): carrier up",
+		}, nil},
 		{"datastore paths", func(r *agentd.StatusReply) { r.Datastores = []string{"ds0 /mnt/shared", "lun1 /dev/sdc"} }, []string{
 			"datastore 0 (ds0 /mnt/shared): ok, lease renewed 250ms ago",
 			"datastore 1 (lun1 /dev/sdc): FAILING, lease renewed 4.2s ago",

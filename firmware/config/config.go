@@ -85,6 +85,12 @@ type Policy struct {
 	// IsolationResponse is what an isolated host does with a VM that sets
 	// none: leave-running, shutdown or poweroff.
 	IsolationResponse string `toml:"isolation_response"`
+	// WatchdogResets is how many watchdog resets within
+	// WatchdogResetWindow make a host wait for an operator instead of
+	// joining again; 0 never holds a host back.
+	WatchdogResets int `toml:"watchdog_resets"`
+	// WatchdogResetWindow is the window WatchdogResets counts in.
+	WatchdogResetWindow Duration `toml:"watchdog_reset_window"`
 }
 
 // Link is one [[links]] entry: a heartbeat network.
@@ -196,10 +202,12 @@ func Default() *Config {
 			BMCPoll:           Duration(200 * time.Millisecond), // power state read back five times a second
 		},
 		Policy: Policy{
-			HostFailures:      1,                         // keep room for one failed host
-			RestartAttempts:   3,                         // three tries per VM and incident
-			RestartBackoff:    Duration(1 * time.Second), // 1s, 2s, 4s between tries
-			IsolationResponse: "shutdown",                // an isolated host stops its VMs cleanly
+			HostFailures:        1,                         // keep room for one failed host
+			RestartAttempts:     3,                         // three tries per VM and incident
+			RestartBackoff:      Duration(1 * time.Second), // 1s, 2s, 4s between tries
+			IsolationResponse:   "shutdown",                // an isolated host stops its VMs cleanly
+			WatchdogResets:      3,                         // the third watchdog reset in an hour holds a host back
+			WatchdogResetWindow: Duration(time.Hour),
 		},
 	}
 }

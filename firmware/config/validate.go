@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits of a cluster file.
@@ -95,6 +96,14 @@ func (c *Config) checkPolicy(ps *Problems) {
 	if _, ok := isolationOf(p.IsolationResponse); !ok || p.IsolationResponse == "" {
 		ps.add("policy.isolation_response", `use "leave-running", "shutdown" or "poweroff"`,
 			"%s is not an isolation response", describe(p.IsolationResponse))
+	}
+	if p.WatchdogResets < 0 {
+		ps.add("policy.watchdog_resets", "set watchdog_resets = 3, or 0 never to hold a host back",
+			"watchdog_resets (%d) is negative", p.WatchdogResets)
+	}
+	if w := p.WatchdogResetWindow.D(); p.WatchdogResets > 0 && (w <= 0 || w > 168*time.Hour) {
+		ps.add("policy.watchdog_reset_window", `set watchdog_reset_window = "1h"`,
+			"watchdog_reset_window (%v) must be > 0 and at most 168h", w)
 	}
 }
 

@@ -32,6 +32,8 @@ func TestValidate(t *testing.T) {
 
 		{"host failures not below hosts", func(c *Config) { c.Policy.HostFailures = 4 }, "policy.host_failures", "below the number of hosts (4)"},
 		{"host failures negative", func(c *Config) { c.Policy.HostFailures = -1 }, "policy.host_failures", "negative"},
+		{"watchdog resets negative", func(c *Config) { c.Policy.WatchdogResets = -1 }, "policy.watchdog_resets", "negative"},
+		{"watchdog reset window zero", func(c *Config) { c.Policy.WatchdogResetWindow = 0 }, "policy.watchdog_reset_window", "must be > 0"},
 		{"restart attempts zero", func(c *Config) { c.Policy.RestartAttempts = 0 }, "policy.restart_attempts", "at least 1"},
 		{"restart backoff zero", func(c *Config) { c.Policy.RestartBackoff = 0 }, "policy.restart_backoff", "> 0"},
 		{"policy isolation unknown", func(c *Config) { c.Policy.IsolationResponse = "reboot" }, "policy.isolation_response", "not an isolation response"},

@@ -117,6 +117,9 @@ func (p *powerProc) start() error {
 			p.logf("%s is on: the BMC reads on", p.host)
 			return nil
 		}
+		if err := clearBootStatus(h); err != nil {
+			return err
+		}
 		if err := s.powerOn(h, true); err != nil {
 			return err
 		}

@@ -27,6 +27,9 @@ func ClusterFile(o Options, dir, device string) string {
 		failures = 0 // host_failures must stay below the number of hosts
 	}
 	fmt.Fprintf(&b, "[policy]\nhost_failures = %d\n", failures)
+	if o.WatchdogResets > 0 {
+		fmt.Fprintf(&b, "watchdog_resets = %d\n", o.WatchdogResets)
+	}
 	for l := 0; l < o.Links; l++ {
 		fmt.Fprintf(&b, "\n[[links]]\nname = %q\nisolation_address = %q\n", linkName(l), isolationAddr(l))
 	}

@@ -27,7 +27,7 @@ func TestClusterFile(t *testing.T) {
 		{name: "one host", o: Options{Name: "solo", Hosts: 1, Links: 1, VMs: 2}, failures: 0, vmHosts: []string{"h1", "h1"}},
 		{name: "largest", o: Options{Name: "big", Hosts: 16, Links: 8, VMs: 32}, failures: 1},
 		{name: "no vms", o: Options{Name: "empty", Hosts: 2, Links: 1}, failures: 1},
-		{name: "isolation responses", o: Options{Name: "iso", Hosts: 3, Links: 1, VMs: 4, Isolation: []string{"", "poweroff", "leave-running"}},
+		{name: "isolation responses", o: Options{Name: "iso", Hosts: 3, Links: 1, VMs: 4, WatchdogResets: 1, Isolation: []string{"", "poweroff", "leave-running"}},
 			failures: 1, vmHosts: []string{"h1", "h2", "h3", "h1"}, isolation: []string{"", "poweroff", "leave-running", ""}},
 		{name: "no bmc", o: Options{Name: "nobmc", Hosts: 2, Links: 1, VMs: 2, NoBMC: true}, failures: 1},
 	} {
@@ -45,6 +45,13 @@ func TestClusterFile(t *testing.T) {
 			}
 			if c.Policy.HostFailures != tc.failures {
 				t.Errorf("host_failures = %d, want %d", c.Policy.HostFailures, tc.failures)
+			}
+			want := config.Default().Policy.WatchdogResets
+			if tc.o.WatchdogResets > 0 {
+				want = tc.o.WatchdogResets
+			}
+			if c.Policy.WatchdogResets != want {
+				t.Errorf("watchdog_resets = %d, want %d", c.Policy.WatchdogResets, want)
 			}
 			if len(c.Links) != tc.o.Links || len(c.Hosts) != tc.o.Hosts || len(c.VMs) != tc.o.VMs {
 				t.Fatalf("%d links, %d hosts, %d VMs", len(c.Links), len(c.Hosts), len(c.VMs))

@@ -3,8 +3,13 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vigil-ha/vigil/drivers/watchdog"
 )
 
 // ErrBadPartition is wrapped by ParsePartition's errors.
@@ -232,8 +237,25 @@ func (l *Lab) PowerOn(host string) error {
 		if !h.Off {
 			return nil
 		}
+		if err := clearBootStatus(h); err != nil {
+			return err
+		}
 		return s.powerOn(h, false)
 	}))
+}
+
+// bootStatusFile is where host h's emulated watchdog says it reset the
+// host (watchdog.BootStatus reads it).
+func bootStatusFile(h *hostState) string {
+	return filepath.Join(h.Dir, "watchdog.sock") + watchdog.BootSuffix
+}
+
+// clearBootStatus forgets a watchdog reset: the host boots by other means.
+func clearBootStatus(h *hostState) error {
+	if err := os.Remove(bootStatusFile(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
 }
 
 // powerOn boots the powered-off host h: a new, empty cgroup (Exec's

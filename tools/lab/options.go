@@ -51,6 +51,10 @@ type Options struct {
 	Links int
 	// VMs is the number of VMs in cluster.toml; 0 means two per host.
 	VMs int
+	// WatchdogResets is the cluster file's policy.watchdog_resets: how many
+	// watchdog resets within the hour hold a host back; 0 leaves the
+	// default (3).
+	WatchdogResets int
 	// Isolation holds the isolation_response of vm1, vm2, ... in order
 	// (leave-running, shutdown or poweroff); an empty or missing entry
 	// leaves the VM the cluster's default, shutdown.

@@ -158,6 +158,11 @@ func (sv *supervisor) fire(host string) {
 	} else {
 		sv.o.Logf("watchdog fired on %s: power-killed", host)
 	}
+	// Like a watchdog card, the emulator remembers that it reset the host
+	// (WDIOF_CARDRESET) until the host next boots by other means.
+	if err := os.WriteFile(bootStatusFile(h), []byte("32\n"), 0o644); err != nil {
+		sv.o.Logf("watchdog fired on %s: record the reset: %v", host, err)
+	}
 	sv.wd.Disarm(host)
 	var gen int
 	var bmc *bmcState

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -406,4 +407,46 @@ func TestAgentStop(t *testing.T) {
 		t.Errorf("a cleanly stopped host was fenced: %q", f[0].Msg)
 	}
 	c.onlyOnce(6, "h2")
+}
+
+// TestWatchdogResetLoop: in a lab whose policy holds a host back after one
+// watchdog reset, a frozen host is reset by its watchdog (its VMs move on
+// the lease proof) and boots held: its agent answers, says why, joins
+// nothing, runs nothing and arms no watchdog, until 'vigil rejoin'; then
+// it is healthy again.
+func TestWatchdogResetLoop(t *testing.T) {
+	c := newClusterWith(t, lab.Options{Hosts: 3, Links: 2, NoBMC: true, WatchdogResets: 1})
+	t0 := time.Now()
+	mine := c.vmsOn("h2")
+	if err := c.l.Freeze("h2"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("h2's VMs running on h1 and h3", 40*time.Second, func() bool {
+		return len(c.running(map[string]bool{"h2": true})) == 6
+	})
+	c.movedWith(t0, "h2", mine, "lease-expired")
+	c.waitFor("h2 rebooted and held", 30*time.Second, func() bool {
+		rep, err := c.status("h2")
+		return err == nil && rep.Held != ""
+	})
+	rep, err := c.status("h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Held, "1 times within 1h0m0s") || rep.Status.Self != "starting" || len(rep.Status.VMs) != 0 || rep.Pets != 0 {
+		t.Errorf("held h2: held %q, self %s, VMs %v, %d pets; want held after 1 reset, starting, nothing, no pets",
+			rep.Held, rep.Status.Self, rep.Status.VMs, rep.Pets)
+	}
+	if err := c.allAlive("h2"); err != nil {
+		t.Errorf("with h2 held: %v", err)
+	}
+	out, err := exec.Command(exe, "rejoin", "--api", filepath.Join(c.l.Dir(), "h2", "api.sock")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "host h2 joins again") {
+		t.Fatalf("vigil rejoin: %v\n%s", err, out)
+	}
+	c.waitFor("h2 healthy again", 20*time.Second, func() bool { return c.selfIs("h2", "healthy") })
+	if rep, err := c.status("h2"); err != nil || rep.Held != "" {
+		t.Errorf("h2 after rejoin: %+v, %v", rep.Held, err)
+	}
+	c.onlyOnce(6)
 }
