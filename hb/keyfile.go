@@ -146,7 +146,7 @@ func LoadKeyFile(path string) (*Keyring, error) {
 		return nil, &KeyFileError{Path: path, Err: fmt.Errorf("%w: mode %04o lets group or others access the keys; run chmod 600 %s",
 			ErrKeyFilePerm, perm, path)}
 	}
-	if err := checkKeyFileOwner(fi); err != nil {
+	if err := CheckFileOwner(fi); err != nil {
 		return nil, &KeyFileError{Path: path, Err: fmt.Errorf("%w: %w; run chown root %s", ErrKeyFilePerm, err, path)}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))

@@ -4,5 +4,5 @@ package hb
 
 import "io/fs"
 
-// checkKeyFileOwner has no owner to check outside Unix.
-func checkKeyFileOwner(fs.FileInfo) error { return nil }
+// CheckFileOwner has no owner to check outside Unix.
+func CheckFileOwner(fs.FileInfo) error { return nil }

@@ -9,9 +9,10 @@ import (
 	"syscall"
 )
 
-// checkKeyFileOwner refuses a key file owned by someone other than root and
-// the user running this process: its owner could change the keys.
-func checkKeyFileOwner(fi fs.FileInfo) error {
+// CheckFileOwner refuses a secret file (the cluster key file, a BMC's
+// credentials) owned by someone other than root and the user running this
+// process: its owner could read or change the secret.
+func CheckFileOwner(fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil

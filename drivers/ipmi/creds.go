@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/vigil-ha/vigil/hb"
 )
 
 // Credentials are a BMC user's name and password. Printing them (fmt's
@@ -197,7 +199,7 @@ func LoadCredentials(path string) (Credentials, []string, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fail(fmt.Errorf("%w: mode %04o lets group or others access the password; run chmod 600 %s", ErrCredentialsPerm, perm, path))
 	}
-	if err := checkOwner(fi); err != nil {
+	if err := hb.CheckFileOwner(fi); err != nil { // the heartbeat key file's rule
 		return fail(fmt.Errorf("%w: %w; run chown root %s", ErrCredentialsPerm, err, path))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxCredentialsFile+1))
