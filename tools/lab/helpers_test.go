@@ -340,18 +340,7 @@ func mustState(t *testing.T, l *Lab) *state {
 }
 
 // inCgroup reports whether pid is in the cgroup folder dir.
-func inCgroup(pid int, dir string) bool {
-	pids, err := cgroupPIDs(dir)
-	if err != nil {
-		return false
-	}
-	for _, p := range pids {
-		if p == pid {
-			return true
-		}
-	}
-	return false
-}
+func inCgroup(pid int, dir string) bool { return inCgroupDir(pid, dir) }
 
 // sameNetns reports whether pid's network namespace is the named one.
 func sameNetns(pid int, ns string) bool {

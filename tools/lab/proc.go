@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -203,10 +204,5 @@ func inCgroupDir(pid int, dir string) bool {
 	if err != nil {
 		return false
 	}
-	for _, p := range pids {
-		if p == pid {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(pids, pid)
 }
