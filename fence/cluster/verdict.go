@@ -379,6 +379,11 @@ func (n *Node) Verdicts() []Verdict {
 	return v
 }
 
+// Lapsed reports whether this host lost its entitlement: its lease lapsed
+// without a network majority, so it no longer pets its watchdog (the
+// self-fence) until a renewal lands.
+func (n *Node) Lapsed() bool { return n.lease == leaseLapsed }
+
 // Verdict returns the current verdict on host h (Unknown for this host).
 func (n *Node) Verdict(h int) Verdict { return n.peers[h].verdict }
 

@@ -53,6 +53,11 @@ type Options struct {
 	BMCProbe time.Duration
 	// DialBMC opens a session with a peer's BMC (nil: DialLAN).
 	DialBMC DialBMC
+	// SelfFence is how a host that lost its entitlement fences itself:
+	// SelfFenceWatchdog ("" too), SelfFenceOff or SelfFenceReset.
+	SelfFence string
+	// IPMIDevice is this host's in-band IPMI device ("": /dev/ipmi0).
+	IPMIDevice string
 }
 
 func (o *Options) fill() error {

@@ -62,6 +62,10 @@ type daemon struct {
 	// held says why the host waits for an operator (resets.go); the core
 	// does not run meanwhile. Loop only.
 	held string
+	// local is this host's own BMC when --self-fence uses it
+	// (selffence.go); selfFenced once it was asked to act.
+	local      localBMC
+	selfFenced bool
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -124,6 +128,9 @@ func setup(opts Options) (*daemon, error) {
 	}
 	if err := os.MkdirAll(opts.State, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: state folder: %w", err)
+	}
+	if err := d.openSelfFence(opts.SelfFence, opts.IPMIDevice); err != nil {
+		return nil, err
 	}
 	if d.held = d.checkResets(time.Now()); d.held != "" {
 		d.log.Error("held: "+d.held, "component", "wd")
@@ -289,6 +296,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			if n++; n%drainsPerTick == 0 {
 				d.ag.Handle(cluster.Tick{})
 				d.warmBMCs()
+				d.selfFence()
 			}
 		case ev := <-d.events:
 			d.ag.Handle(ev)
@@ -408,6 +416,9 @@ func (d *daemon) close() {
 	d.hv.Close()
 	d.closeStores()
 	d.closeBMCs()
+	if d.local != nil {
+		d.local.Close()
+	}
 }
 
 // closeStores releases the datastores that hold a device open.

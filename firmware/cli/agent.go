@@ -16,7 +16,7 @@ func init() {
 
 const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
                    [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
-                   [--datastore NAME=PATH ...]
+                   [--datastore NAME=PATH ...] [--self-fence METHOD] [--ipmi-device DEV]
 
 Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
 their release to the datastores (peers restart them) and disarms the
@@ -31,6 +31,11 @@ watchdog. SIGHUP reloads the cluster key file.
   --log-format F     text (default, for a console) or json
   --datastore N=P    this host's own path to datastore N of the cluster file
                      (a folder or a device, of the same kind); repeatable
+  --self-fence M     how a host that lost its lease and network majority
+                     fences itself: watchdog (default: the watchdog resets
+                     it W later, unless a renewal lands first), ipmi-off or
+                     ipmi-reset (at once, through its own BMC)
+  --ipmi-device DEV  the in-band IPMI device (default /dev/ipmi0)
 `
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
@@ -45,6 +50,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Watchdog, "watchdog", agentd.DefaultWatchdog, "")
 	fs.StringVar(&o.VMDir, "vm-dir", "", "")
 	fs.StringVar(&format, "log-format", "text", "")
+	fs.StringVar(&o.SelfFence, "self-fence", "watchdog", "")
+	fs.StringVar(&o.IPMIDevice, "ipmi-device", "", "")
 	o.DatastorePaths = map[string]string{}
 	fs.Func("datastore", "", func(v string) error { return agentd.ParseDatastorePath(o.DatastorePaths, v) })
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || o.Config == "" || o.Host == "" {

@@ -1,0 +1,81 @@
+package agentd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vigil-ha/vigil/drivers/ipmi"
+)
+
+// Self-fence methods (--self-fence).
+const (
+	// SelfFenceWatchdog leaves the self-fence to the watchdog: it resets
+	// the host W after the last pet unless a renewal lands first.
+	SelfFenceWatchdog = "watchdog"
+	// SelfFenceOff powers the host off through its own BMC at once.
+	SelfFenceOff = "ipmi-off"
+	// SelfFenceReset hard-resets the host through its own BMC at once.
+	SelfFenceReset = "ipmi-reset"
+)
+
+// localBMC is the host's own BMC as the self-fence uses it.
+type localBMC interface {
+	PowerOff(ctx context.Context) error
+	HardReset(ctx context.Context) error
+	Close() error
+}
+
+// openSelfFence opens the in-band BMC that method needs ("" or watchdog:
+// none). Asked for and missing, the agent does not start.
+func (d *daemon) openSelfFence(method, device string) error {
+	switch method {
+	case "", SelfFenceWatchdog:
+		return nil
+	case SelfFenceOff, SelfFenceReset:
+	default:
+		return fmt.Errorf("agent: --self-fence %q: use %s, %s or %s", method, SelfFenceWatchdog, SelfFenceOff, SelfFenceReset)
+	}
+	l, err := ipmi.OpenLocal(device, ipmi.LocalOptions{})
+	if err != nil {
+		return fmt.Errorf("agent: --self-fence %s: %w (fix: load ipmi_si and ipmi_devintf, or use --self-fence %s)", method, err, SelfFenceWatchdog)
+	}
+	d.local = l
+	return nil
+}
+
+// selfFence powers the host off, or resets it, through its own BMC once the
+// core says the host lost its entitlement, rather than waiting W for the
+// watchdog: its VMs stop now. Peers' proof (c) does not count on it; it
+// only shortens how long a host that lost its lease keeps running. Only a
+// host that armed its watchdog (it was entitled) is fenced. Loop only.
+func (d *daemon) selfFence() {
+	if d.local != nil {
+		d.selfFenceIf(d.node.Lapsed())
+	}
+}
+
+// selfFenceIf acts once lapsed says the host lost its entitlement.
+func (d *daemon) selfFenceIf(lapsed bool) {
+	if d.local == nil || d.selfFenced || d.wd == nil || !lapsed {
+		return
+	}
+	d.selfFenced = true
+	reset := d.opts.SelfFence == SelfFenceReset
+	d.log.Error("self-fencing through this host's BMC: its lease lapsed without a network majority",
+		"component", "wd", "method", d.opts.SelfFence)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		if reset {
+			err = d.local.HardReset(ctx)
+		} else {
+			err = d.local.PowerOff(ctx)
+		}
+		if err != nil {
+			// The watchdog still resets the host.
+			d.log.Error("the in-band self-fence failed: the watchdog resets the host", "component", "wd", "err", err)
+		}
+	}()
+}
