@@ -33,6 +33,9 @@ type StatusReply struct {
 	BMCs []BMCStatus
 	// Held says why the host waits for an operator ('vigil rejoin'), or "".
 	Held string
+	// OwnBMC says who this host's own BMC is, through /dev/ipmi0 ("":
+	// no in-band device).
+	OwnBMC string
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -166,6 +169,7 @@ func (d *daemon) statusReply() StatusReply {
 	}
 	rep.BMCs = d.bmcStatuses()
 	rep.Held = d.held
+	rep.OwnBMC = d.ownBMC
 	return rep
 }
 

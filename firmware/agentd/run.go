@@ -66,6 +66,7 @@ type daemon struct {
 	// (selffence.go); selfFenced once it was asked to act.
 	local      localBMC
 	selfFenced bool
+	ownBMC     string // who this host's own BMC is ("": no in-band device)
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP

@@ -23,7 +23,20 @@ const (
 type localBMC interface {
 	PowerOff(ctx context.Context) error
 	HardReset(ctx context.Context) error
+	Probe(ctx context.Context) (ipmi.Info, error)
 	Close() error
+}
+
+// ownBMC says who this host's own BMC is, when the in-band device answers:
+// for `vigil status` and the log. Nothing is powered.
+func ownBMC(ctx context.Context, l localBMC) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := l.Probe(ctx)
+	if err != nil {
+		return "does not answer: " + err.Error()
+	}
+	return fmt.Sprintf("IPMI %s, firmware %s, manufacturer %d, product %d", info.IPMIVersion, info.FirmwareRevision, info.ManufacturerID, info.ProductID)
 }
 
 // openSelfFence opens the in-band BMC that method needs ("" or watchdog:
@@ -31,6 +44,11 @@ type localBMC interface {
 func (d *daemon) openSelfFence(method, device string) error {
 	switch method {
 	case "", SelfFenceWatchdog:
+		// Only say who this host's BMC is, if the device is there.
+		if l, err := ipmi.OpenLocal(device, ipmi.LocalOptions{}); err == nil {
+			d.ownBMC = ownBMC(context.Background(), l)
+			l.Close()
+		}
 		return nil
 	case SelfFenceOff, SelfFenceReset:
 	default:
@@ -41,6 +59,8 @@ func (d *daemon) openSelfFence(method, device string) error {
 		return fmt.Errorf("agent: --self-fence %s: %w (fix: load ipmi_si and ipmi_devintf, or use --self-fence %s)", method, err, SelfFenceWatchdog)
 	}
 	d.local = l
+	d.ownBMC = ownBMC(context.Background(), l)
+	d.log.Info("this host's BMC, for the self-fence", "component", "wd", "bmc", d.ownBMC, "device", l.Path())
 	return nil
 }
 

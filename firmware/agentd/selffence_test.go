@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigil-ha/vigil/drivers/ipmi"
 	"github.com/vigil-ha/vigil/drivers/watchdog/watchdogtest"
 )
 
@@ -30,6 +31,15 @@ func (f *fakeLocal) record(op string) error {
 func (f *fakeLocal) PowerOff(context.Context) error  { return f.record("off") }
 func (f *fakeLocal) HardReset(context.Context) error { return f.record("reset") }
 func (f *fakeLocal) Close() error                    { return nil }
+func (f *fakeLocal) Probe(context.Context) (ipmi.Info, error) {
+	return ipmi.Info{IPMIVersion: "2.0", FirmwareRevision: "1.2", ManufacturerID: 343, ProductID: 7}, nil
+}
+
+func TestOwnBMC(t *testing.T) {
+	if got := ownBMC(context.Background(), &fakeLocal{}); got != "IPMI 2.0, firmware 1.2, manufacturer 343, product 7" {
+		t.Errorf("ownBMC = %q", got)
+	}
+}
 
 // TestSelfFence: a host that lost its entitlement powers itself off (or
 // resets) through its own BMC once, and only if it had armed its watchdog.

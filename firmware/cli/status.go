@@ -109,6 +109,9 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
 		}
 	}
+	if r.OwnBMC != "" {
+		fmt.Fprintf(w, "own BMC: %s\n", r.OwnBMC)
+	}
 	for _, b := range r.BMCs {
 		fmt.Fprintf(w, "BMC of %s (%s): %s\n", b.Host, b.Addr, bmcState(b))
 	}

@@ -81,6 +81,9 @@ func TestPrintAgentStatus(t *testing.T) {
 			"BMC of h4 (10.9.0.4:623): not checked yet",
 			"BMC of h5 (10.9.0.5:623): FAILING: BMC credentials of h5: mode 0644",
 		}, nil},
+		{"own bmc", func(r *agentd.StatusReply) { r.OwnBMC = "IPMI 2.0, firmware 1.2, manufacturer 343, product 7" }, []string{
+			"own BMC: IPMI 2.0, firmware 1.2, manufacturer 343, product 7",
+		}, nil},
 		{"held", func(r *agentd.StatusReply) { r.Held = "the watchdog reset this host 3 times within 1h0m0s" }, []string{
 			"agent 1.2.3, up 1.5s, incarnation 42, 7 watchdog pets",
 			"HELD: the watchdog reset this host 3 times within 1h0m0s",
