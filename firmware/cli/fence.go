@@ -142,33 +142,25 @@ func fenceOff(ctx context.Context, stdout, stderr io.Writer, host, addr string, 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := bmc.PowerOff(ctx); err != nil {
-		fmt.Fprintf(stderr, "vigil fence: BMC of %s (%s): power off: %v\n", host, addr, err)
-		return 1
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	why := "it never answered"
-	for reads := 1; ; reads++ {
-		on, err := bmc.PowerStatus(ctx)
-		if err == nil && !on {
-			fmt.Fprintf(stdout, "fenced %s in %d ms: its BMC (%s) read back power off after %d read(s)\n",
-				host, time.Since(start).Milliseconds(), addr, reads)
-			return 0
-		}
+	c, err := confirmPower(ctx, bmc, false, 0, poll, limit, time.Now, sleepCtx, nil)
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "fenced %s in %d ms: its BMC (%s) read back power off after %d read(s)\n",
+			host, time.Since(start).Milliseconds(), addr, c.reads)
+		return 0
+	case errors.Is(err, errPowerTimeout):
+		why := "it never answered"
 		switch {
-		case err == nil:
+		case c.lastErr != nil:
+			why = c.lastErr.Error()
+		case c.heard:
 			why = "it still reads on"
-		case ctx.Err() == nil: // not the deadline cutting the read short
-			why = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			fmt.Fprintf(stderr, "vigil fence: %s is NOT proven off after %s: %s (fix: check the BMC; the cluster still fences it by its lease and watchdog)\n", host, limit, why)
-			return 1
-		case <-t.C:
-		}
+		fmt.Fprintf(stderr, "vigil fence: %s is NOT proven off after %s: %s (fix: check the BMC; the cluster still fences it by its lease and watchdog)\n", host, limit, why)
+	default:
+		fmt.Fprintf(stderr, "vigil fence: BMC of %s (%s): %v\n", host, addr, err)
 	}
+	return 1
 }
 
 func onOff(on bool) string {

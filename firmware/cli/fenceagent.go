@@ -67,16 +67,7 @@ var fenceAgentEnv = faEnv{
 	loadCreds: ipmi.LoadCredentials,
 	runScript: faRunScript,
 	now:       time.Now,
-	sleep: func(ctx context.Context, d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	},
+	sleep:     sleepCtx,
 }
 
 func runFenceAgent(args []string, stdout, stderr io.Writer) int {
@@ -281,43 +272,25 @@ func (r *faRun) fence() int {
 // power switches the power and reads it back until it says so, within
 // power_timeout: never trusting the command's answer alone.
 func (r *faRun) power(ctx context.Context, bmc ipmi.BMC, on bool) error {
-	word := strings.ToUpper(faPowerWord(on))
-	var err error
-	if on {
-		err = bmc.PowerOn(ctx)
-	} else {
-		err = bmc.PowerOff(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("Failed: power %s: %w", faPowerWord(on), err)
-	}
-	start := r.env.now()
-	if r.o.powerWait > 0 {
-		if err := r.env.sleep(ctx, r.o.powerWait); err != nil {
-			return err
-		}
-	}
-	for reads := 1; ; reads++ {
-		got, err := bmc.PowerStatus(ctx)
-		switch {
-		case err == nil && got == on:
-			r.debugf("power reads %s after %v (%d reads)", faPowerWord(on), r.env.now().Sub(start), reads)
-			return nil
-		case err != nil:
-			r.debugf("power state read %d: %v", reads, err)
-		}
-		if r.env.now().Sub(start) >= r.o.powerTimeout {
-			last := "it still reads " + faPowerWord(!on)
+	c, err := confirmPower(ctx, bmc, on, r.o.powerWait, r.o.statusSleep, r.o.powerTimeout, r.env.now, r.env.sleep,
+		func(reads int, err error) {
 			if err != nil {
-				last = "last read: " + err.Error()
+				r.debugf("power state read %d: %v", reads, err)
 			}
-			return fmt.Errorf("Failed: Timed out waiting to power %s: %d reads in %v, %s (fix: check the BMC, or raise power_timeout)",
-				word, reads, r.o.powerTimeout, last)
+		})
+	switch {
+	case err == nil:
+		r.debugf("power reads %s after %v (%d reads)", faPowerWord(on), c.took, c.reads)
+		return nil
+	case errors.Is(err, errPowerTimeout):
+		last := "it still reads " + faPowerWord(!on)
+		if c.lastErr != nil {
+			last = "last read: " + c.lastErr.Error()
 		}
-		if err := r.env.sleep(ctx, r.o.statusSleep); err != nil {
-			return err
-		}
+		return fmt.Errorf("Failed: Timed out waiting to power %s: %d reads in %v, %s (fix: check the BMC, or raise power_timeout)",
+			strings.ToUpper(faPowerWord(on)), c.reads, r.o.powerTimeout, last)
 	}
+	return fmt.Errorf("Failed: %w", err) // the command itself failed
 }
 
 func faPowerWord(on bool) string {
