@@ -42,7 +42,7 @@ func noteBoot(state string, b watchdog.Boot, now time.Time, window time.Duration
 	if b.CardReset() && !known {
 		kept = append(kept, now.UTC().Format(time.RFC3339Nano)+" "+b.ID)
 	}
-	if err := writeFileAtomic(path, []byte(strings.Join(kept, "\n")+"\n")); err != nil {
+	if err := writeFileSync(path, []byte(strings.Join(kept, "\n")+"\n")); err != nil {
 		return 0, fmt.Errorf("agent: watchdog resets: %w", err)
 	}
 	return len(kept), nil
@@ -55,14 +55,6 @@ func clearResets(state string) error {
 		return fmt.Errorf("agent: watchdog resets: %w", err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // checkResets reads the watchdog's boot status and decides whether this
