@@ -192,3 +192,24 @@ func (d *Dir) decode(h int, data []byte) (*cluster.Record, error) {
 	}
 	return r, nil
 }
+
+// Open opens a datastore of a cluster file: the raw block device at device
+// when it is set, else the folder at path, for clusterName's hosts slots.
+// badSlot, if set, hears about every slot that fails its checks; close
+// releases what the datastore holds open.
+func Open(device, path, clusterName string, hosts int, badSlot func(error)) (st Store, close func() error, err error) {
+	if device != "" {
+		b, err := OpenBlock(device, clusterName, hosts)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.BadSlot = badSlot
+		return b, b.Close, nil
+	}
+	d, err := OpenDir(path, clusterName, hosts)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.BadSlot = badSlot
+	return d, func() error { return nil }, nil
+}

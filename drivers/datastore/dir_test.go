@@ -113,3 +113,50 @@ func TestDirErrors(t *testing.T) {
 		t.Error("ReadAll of a vanished datastore succeeded")
 	}
 }
+
+// TestOpen: Open picks the backend by which of device and path is set and
+// hands the slot checks' reports to badSlot.
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	st, closeDS, err := Open("", dir, "lab", 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.(*Dir); !ok {
+		t.Errorf("a path opened as %T", st)
+	}
+	if err := closeDS(); err != nil {
+		t.Error(err)
+	}
+	img := filepath.Join(dir, "ds.img")
+	if err := os.WriteFile(img, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(img, "", "lab", 3, nil); err == nil || !strings.Contains(err.Error(), "vigil datastore init") {
+		t.Fatalf("an uninitialised device: %v", err)
+	}
+	if _, err := InitBlock(img, "lab", 8); err != nil {
+		t.Fatal(err)
+	}
+	var bad []error
+	st, closeDS, err = Open(img, "/ignored", "lab", 3, func(err error) { bad = append(bad, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDS()
+	if _, ok := st.(*Block); !ok {
+		t.Fatalf("a device opened as %T", st)
+	}
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte("VGSR torn"), slotOffset(1))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ReadAll(); err != nil || len(bad) != 1 {
+		t.Errorf("a bad slot: %v, reports %v; want one report", err, bad)
+	}
+}

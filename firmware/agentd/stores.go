@@ -21,20 +21,8 @@ import (
 // fix.
 func (d *daemon) openStore(ds config.Datastore, badSlot func(error)) (datastore.Store, error) {
 	open := func() (datastore.Store, error) {
-		if ds.Device != "" {
-			b, err := datastore.OpenBlock(ds.Device, d.cfg.Cluster.Name, len(d.cfg.Hosts))
-			if err != nil {
-				return nil, err
-			}
-			b.BadSlot = badSlot
-			return b, nil
-		}
-		st, err := datastore.OpenDir(ds.Path, d.cfg.Cluster.Name, len(d.cfg.Hosts))
-		if err != nil {
-			return nil, err
-		}
-		st.BadSlot = badSlot
-		return st, nil
+		st, _, err := datastore.Open(ds.Device, ds.Path, d.cfg.Cluster.Name, len(d.cfg.Hosts), badSlot)
+		return st, err // closeStores closes what holds a device
 	}
 	st, err := open()
 	if err == nil {

@@ -130,19 +130,8 @@ func configNames(cfg *config.Config) names {
 }
 
 // openDatastore opens one datastore of the cluster file; close releases it.
-func openDatastore(cfg *config.Config, ds config.Datastore) (st datastore.Store, close func(), err error) {
-	if ds.Device != "" {
-		b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))
-		if err != nil {
-			return nil, nil, err
-		}
-		return b, func() { b.Close() }, nil
-	}
-	d, err := datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts))
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, func() {}, nil
+func openDatastore(cfg *config.Config, ds config.Datastore) (datastore.Store, func() error, error) {
+	return datastore.Open(ds.Device, ds.Path, cfg.Cluster.Name, len(cfg.Hosts), nil)
 }
 
 // clusterIncidents reads the incidents of every datastore of the cluster

@@ -232,18 +232,12 @@ func (c *cluster) storedIncident(host string, kind core.IncidentKind) map[string
 	found := map[string]*core.Incident{}
 	c.waitFor("a closed incident about "+host+" on every datastore", 30*time.Second, func() bool {
 		for _, ds := range cfg.Datastores {
-			var st datastore.Store
-			if ds.Device != "" {
-				b, err := datastore.OpenBlock(ds.Device, cfg.Cluster.Name, len(cfg.Hosts))
-				if err != nil {
-					c.t.Fatalf("datastore %s: %v", ds.Name, err)
-				}
-				defer b.Close()
-				st = b
-			} else if st, err = datastore.OpenDir(ds.Path, cfg.Cluster.Name, len(cfg.Hosts)); err != nil {
+			st, closeDS, err := datastore.Open(ds.Device, ds.Path, cfg.Cluster.Name, len(cfg.Hosts), nil)
+			if err != nil {
 				c.t.Fatalf("datastore %s: %v", ds.Name, err)
 			}
 			xs, bad, err := st.ReadIncidents()
+			closeDS()
 			if err != nil || len(bad) > 0 {
 				c.t.Fatalf("datastore %s: incidents: %v, bad records %v", ds.Name, err, bad)
 			}
