@@ -30,3 +30,5 @@ require (
 	github.com/rogpeppe/go-internal v1.14.1 // indirect
 	golang.org/x/term v0.47.0 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go
