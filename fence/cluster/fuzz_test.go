@@ -27,7 +27,7 @@ func FuzzStep(f *testing.F) {
 			now += time.Duration(data[i+3]) * 10 * time.Millisecond
 			x, y := b(i+1), b(i+2)
 			var ev Event
-			switch data[i] % 10 {
+			switch data[i] % 12 {
 			case 0:
 				ev = Tick{}
 			case 1:
@@ -55,6 +55,11 @@ func FuzzStep(f *testing.F) {
 				ev = VMDone{VM: x, Op: VMOp(y & 3)}
 			case 8:
 				ev = VMExited{VM: x}
+			case 9:
+				ev = LocalHealth{Delay: time.Duration(y) * 50 * time.Millisecond, Read: int(data[i+3] & 1),
+					Kernel: []KernelSeen{{Host: x, Link: y, At: now - time.Duration(x)*time.Millisecond, Unread: uint64(data[i+3])}}}
+			case 10:
+				ev = StoreIO{DS: x, Down: y > 0, Why: "stuck"}
 			default:
 				ev = Command{Name: []string{"maintenance-enter", "maintenance-exit", "x"}[uint(y)%3]}
 			}

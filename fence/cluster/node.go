@@ -66,6 +66,7 @@ type Node struct {
 	hears     hb.HostSet
 	acks      hb.HostSet // heard hosts whose heartbeats say they hear us
 	suspects  int        // peers network-silent whose storage has not decided yet
+	stall     stall      // this host's own stall (local.go)
 
 	// datastores and lease
 	ds          []dstore
@@ -187,6 +188,10 @@ func (n *Node) Step(now time.Duration, ev Event) []Action {
 		n.vmDone(now, e)
 	case VMExited:
 		n.vmExited(now, e)
+	case LocalHealth:
+		n.localHealth(now, e)
+	case StoreIO:
+		n.storeIO(now, e)
 	case Command:
 		n.command(now, e)
 	default:
@@ -204,6 +209,8 @@ func (n *Node) tick(now time.Duration) {
 	if gap := now - n.lastTick; gap > 3*t.Heartbeat && gap > t.LinkTimeout/2 {
 		// Our own stall, not the peers' silence: restart the evidence clocks.
 		n.logf(slog.LevelWarn, "agent", "agent stalled for %s: restarting evidence clocks", ms(gap))
+		n.stall.count++
+		n.stall.last = gap
 		for i := range n.peers {
 			n.hot[i].net.Restart(now)
 		}
@@ -237,7 +244,7 @@ func (n *Node) tick(now time.Duration) {
 
 // watchdog pets while the host is entitled to run its VMs.
 func (n *Node) watchdog(now time.Duration) {
-	if n.lease != leaseFresh && n.lease != leaseHeld {
+	if n.lease != leaseFresh && n.lease != leaseHeld || n.stall.limit {
 		return
 	}
 	if !n.wdArmed {
@@ -300,7 +307,7 @@ func (n *Node) Released() bool {
 	}
 	for d := range n.ds {
 		ds := &n.ds[d]
-		if !ds.failing && (ds.writing || ds.okCounter < n.lastRec.Counter) {
+		if !ds.down() && (ds.writing || ds.okCounter < n.lastRec.Counter) {
 			return false
 		}
 	}

@@ -16,6 +16,7 @@ type Status struct {
 	Peers       []PeerStatus
 	Datastores  []DatastoreStatus
 	VMs         []VMStatus
+	Local       LocalStatus // this host's own stall (local.go)
 }
 
 // PeerStatus is one peer.
@@ -42,6 +43,10 @@ type LinkStatus struct {
 // DatastoreStatus is one datastore as this host sees it.
 type DatastoreStatus struct {
 	Failing bool
+	// Down is the kernel's judgement (StoreIO): every request stuck or
+	// failing; DownWhy says which.
+	Down    bool
+	DownWhy string
 	// Renewed is how long ago the last counted renewal of this host's
 	// lease started (-1: never).
 	Renewed time.Duration
@@ -82,9 +87,10 @@ func (n *Node) Status(now time.Duration) Status {
 		}
 		s.Peers = append(s.Peers, ps)
 	}
+	s.Local = n.localStatus(now)
 	for d := range n.ds {
 		ds := &n.ds[d]
-		st := DatastoreStatus{Failing: ds.failing, Renewed: -1}
+		st := DatastoreStatus{Failing: ds.failing, Down: ds.apd, DownWhy: ds.apdWhy, Renewed: -1}
 		if ds.hasCounted {
 			st.Renewed = now - ds.counted
 		}

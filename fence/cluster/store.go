@@ -24,7 +24,13 @@ type dstore struct {
 	lastReadOK time.Duration // start time of the last successful read
 	readOK     bool
 	failing    bool
+	apd        bool   // the kernel sees every request stuck or failing (StoreIO)
+	apdWhy     string // the kernel's reason
 }
+
+// down reports whether this host cannot use the datastore now: its last
+// I/O failed, or the kernel reports it down.
+func (ds *dstore) down() bool { return ds.failing || ds.apd }
 
 // storeObs is what this host saw of one peer's slot on one datastore.
 type storeObs struct {
@@ -233,7 +239,7 @@ func (n *Node) tryJoin(now time.Duration) {
 		if n.ds[d].readOK {
 			ok |= 1 << uint(d)
 		}
-		if n.ds[d].readOK || n.ds[d].failing {
+		if n.ds[d].readOK || n.ds[d].down() {
 			done++
 		}
 	}
@@ -289,7 +295,7 @@ func (n *Node) join(now time.Duration) {
 func (n *Node) readableCount() int {
 	c := 0
 	for d := range n.ds {
-		if n.ds[d].readOK && !n.ds[d].failing {
+		if n.ds[d].readOK && !n.ds[d].down() {
 			c++
 		}
 	}
@@ -353,7 +359,7 @@ func (n *Node) netQuorate() bool { return 2*(n.acks.Len()+1) > len(n.peers) }
 func (n *Node) storeOf(p *peer, d int, now time.Duration) storeState {
 	t := &n.spec.Timing
 	ds := &n.ds[d]
-	if !ds.readOK || now-ds.lastReadOK > t.StorageTimeout()+t.DatastoreInterval {
+	if !ds.readOK || ds.apd || now-ds.lastReadOK > t.StorageTimeout()+t.DatastoreInterval {
 		return storeUnknown
 	}
 	o := &p.store[d]

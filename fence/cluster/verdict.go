@@ -86,20 +86,21 @@ func (n *Node) updateVerdicts(now time.Duration) {
 	if full {
 		scan, n.watch = all, 0
 	}
+	at := n.judgeAt(now) // the network as of the agent's lag, while it is stalled
 	for s := scan; s != 0; s &= s - 1 {
 		h := s.Min()
 		p := &n.peers[h]
-		st := p.h.net.State(now, &n.det)
+		st := p.h.net.State(at, &n.det)
 		if st != hb.Down {
 			if full {
 				var until time.Duration
 				for l := range p.h.net.Links() {
-					if lk := p.h.net.Link(l); lk.State(now, &n.det) != hb.Down {
+					if lk := p.h.net.Link(l); lk.State(at, &n.det) != hb.Down {
 						last, _ := lk.LastHeard()
 						until = max(until, last+n.det.Floor)
 					}
 				}
-				next = min(next, until)
+				next = min(next, until+now-at)
 			}
 			hears = hears.With(h)
 			p.silentAt = -1
@@ -199,8 +200,11 @@ func (n *Node) verdict(h int, now time.Duration) Verdict {
 		}
 		return Partitioned
 	}
-	if p.h.net.SilentFor(now) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
+	if p.h.net.SilentFor(n.judgeAt(now)) < n.spec.Timing.Grace || now-n.startAt < n.spec.Timing.Grace {
 		return Suspect
+	}
+	if n.stall.on {
+		return Suspect // this host's own stall: it accuses nobody meanwhile
 	}
 	return Failed
 }
@@ -252,7 +256,11 @@ func (n *Node) Explain(h int, now time.Duration) []string {
 		o := &p.store[d]
 		switch n.storeOf(p, d, now) {
 		case storeUnknown:
-			ds = append(ds, fmt.Sprintf("ds%d unknown", d))
+			if n.ds[d].apd {
+				ds = append(ds, fmt.Sprintf("ds%d unknown (this host's path is down: %s)", d, n.ds[d].apdWhy))
+			} else {
+				ds = append(ds, fmt.Sprintf("ds%d unknown", d))
+			}
 		case storeAlive:
 			ds = append(ds, fmt.Sprintf("ds%d advancing (counter %d)", d, o.counter))
 		case storeSilent:
@@ -262,6 +270,9 @@ func (n *Node) Explain(h int, now time.Duration) []string {
 	rows = append(rows, "storage: "+strings.Join(ds, ", "))
 	if r := n.best[h]; (r != nil && r.Isolated) || p.isolated {
 		rows = append(rows, "declared isolated")
+	}
+	if n.stall.on {
+		rows = append(rows, fmt.Sprintf("this host's agent is stalled (%s behind for %s): no peer is declared failed meanwhile", ms(n.stall.lag), ms(now-n.stall.since)))
 	}
 	return rows
 }
@@ -284,6 +295,14 @@ func (n *Node) explainSelf(now time.Duration) []string {
 	default:
 		rows = append(rows, fmt.Sprintf("no peer heard for %s and no isolation address answers", ms(now-n.lastPeer)))
 	}
+	if n.stall.on {
+		rows = append(rows, fmt.Sprintf("own stall for %s, %s behind", ms(now-n.stall.since), ms(n.stall.lag)))
+	}
+	for d := range n.ds {
+		if n.ds[d].apd {
+			rows = append(rows, fmt.Sprintf("ds%d down: %s", d, n.ds[d].apdWhy))
+		}
+	}
 	return rows
 }
 
@@ -303,6 +322,9 @@ func (n *Node) updateSelf(now time.Duration) {
 	}
 	if !n.joined {
 		v = SelfStarting
+	}
+	if v == SelfIsolated && n.self0 != SelfIsolated && n.stall.on {
+		v = n.self0 // its own stall, not the network's silence
 	}
 	if v == n.self0 {
 		return
