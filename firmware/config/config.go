@@ -15,6 +15,8 @@ type Config struct {
 	Timing Timing `toml:"timing"`
 	// Policy holds the cluster-wide recovery policy.
 	Policy Policy `toml:"policy"`
+	// EBPF chooses the kernel evidence every host gathers with eBPF.
+	EBPF EBPF `toml:"ebpf"`
 	// Links are the heartbeat networks (1 to 8); every host lists one
 	// address per link, in this order.
 	Links []Link `toml:"links"`
@@ -92,6 +94,34 @@ type Policy struct {
 	// WatchdogResetWindow is the window WatchdogResets counts in.
 	WatchdogResetWindow Duration `toml:"watchdog_reset_window"`
 }
+
+// EBPF is the [ebpf] table. Each feature is "auto" (used where the kernel
+// supports it; without it the agent falls back to user-space evidence and
+// says so in vigil status), "on" (required: an agent whose kernel cannot
+// run it does not start) or "off" (the user-space fallback).
+type EBPF struct {
+	// Stamping counts each peer's heartbeats per link at the NIC (TCX
+	// ingress), so that the agent tells its own stall from its peers'
+	// silence. Fallback: the sockets' kernel receive stamps.
+	Stamping string `toml:"stamping,omitempty"`
+	// BlockIO traces the block I/O of device datastores, so that a
+	// datastore whose requests are all stuck or failing is down in
+	// milliseconds. Fallback: the I/O timeout.
+	BlockIO string `toml:"block_io,omitempty"`
+	// Exits reports the exit of VM processes as the kernel runs it, through
+	// a ring buffer. Fallback: pidfds.
+	Exits string `toml:"exits,omitempty"`
+	// Stuck: a datastore device with requests in flight and no completion
+	// for this long is down.
+	Stuck Duration `toml:"stuck,omitempty"`
+}
+
+// EBPF feature modes.
+const (
+	FeatureAuto = "auto"
+	FeatureOn   = "on"
+	FeatureOff  = "off"
+)
 
 // Link is one [[links]] entry: a heartbeat network.
 type Link struct {
@@ -208,6 +238,12 @@ func Default() *Config {
 			IsolationResponse:   "shutdown",                // an isolated host stops its VMs cleanly
 			WatchdogResets:      3,                         // the third watchdog reset in an hour holds a host back
 			WatchdogResetWindow: Duration(time.Hour),
+		},
+		EBPF: EBPF{
+			Stamping: FeatureAuto,                     // where the kernel has TCX
+			BlockIO:  FeatureAuto,                     // where it has block tracepoints
+			Exits:    FeatureAuto,                     // where it has ring buffers
+			Stuck:    Duration(50 * time.Millisecond), // a healthy LUN completes a 4 KiB request in a few ms
 		},
 	}
 }

@@ -42,6 +42,7 @@ func (c *Config) Validate() Problems {
 	}
 	ps = append(ps, CheckTiming(c.Spec().Timing)...)
 	c.checkPolicy(&ps)
+	c.checkEBPF(&ps)
 	c.checkLinks(&ps)
 	c.checkDatastores(&ps)
 	c.checkHosts(&ps)
@@ -104,6 +105,23 @@ func (c *Config) checkPolicy(ps *Problems) {
 	if w := p.WatchdogResetWindow.D(); p.WatchdogResets > 0 && (w <= 0 || w > 168*time.Hour) {
 		ps.add("policy.watchdog_reset_window", `set watchdog_reset_window = "1h"`,
 			"watchdog_reset_window (%v) must be > 0 and at most 168h", w)
+	}
+}
+
+func (c *Config) checkEBPF(ps *Problems) {
+	e := c.EBPF
+	for _, f := range []struct{ key, v string }{{"stamping", e.Stamping}, {"block_io", e.BlockIO}, {"exits", e.Exits}} {
+		switch f.v {
+		case FeatureAuto, FeatureOn, FeatureOff:
+		default:
+			ps.add("ebpf."+f.key, fmt.Sprintf(`set %s = "auto" under [ebpf], or leave it out`, f.key),
+				`%s is not a feature mode: use "auto", "on" or "off"`, describe(f.v))
+		}
+	}
+	io := c.Timing.IOTimeout.D()
+	if s := e.Stuck.D(); s < 10*time.Millisecond || (io > 0 && s > io/2) {
+		ps.add("ebpf.stuck", `set stuck = "50ms" under [ebpf], or leave it out`,
+			"stuck (%v) must be at least 10ms and at most half the I/O timeout (%v): it exists to see a dead path before the I/O times out", s, io)
 	}
 }
 
