@@ -26,6 +26,64 @@ type Hypervisor struct {
 	mu     sync.Mutex
 	vms    map[string]*watch
 	closed bool
+	exits  Exits // nil: the pidfds alone
+}
+
+// UseExits has x watch every VM process: those that run now and those
+// started later. It returns the first error of x.Watch, having tried all.
+func (h *Hypervisor) UseExits(x Exits) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.exits = x
+	var first error
+	for _, w := range h.vms {
+		if err := x.Watch(w.id.PID); err != nil && first == nil {
+			first = fmt.Errorf("proc: watch VM %s's exit (pid %d): %w", w.name, w.id.PID, err)
+		}
+	}
+	return first
+}
+
+// Exited is the exit source's report that process pid exited. If it ran a
+// VM, the VM is handled at once as its pidfd would be a moment later:
+// forgotten, its pidfile removed, and onExit called unless it was asked
+// to stop. It returns the VM's name, or "" for a process that ran none.
+func (h *Hypervisor) Exited(pid int) string {
+	h.mu.Lock()
+	var w *watch
+	for _, x := range h.vms {
+		if x.id.PID == pid {
+			w = x
+			break
+		}
+	}
+	if w == nil {
+		h.mu.Unlock()
+		return ""
+	}
+	notify := h.gone(w)
+	h.mu.Unlock()
+	if notify {
+		h.onExit(w.name)
+	}
+	return w.name
+}
+
+// gone handles w's exit once, whoever saw it first (its pidfd or the exit
+// source), and reports whether onExit is due. Callers hold h.mu.
+func (h *Hypervisor) gone(w *watch) bool {
+	if w.gone {
+		return false
+	}
+	w.gone = true
+	if h.vms[w.name] == w {
+		delete(h.vms, w.name)
+	}
+	removePidfile(h.dir, w.name, w.id)
+	if h.exits != nil {
+		_ = h.exits.Unwatch(w.id.PID) // the source forgets a process it reported by itself
+	}
+	return !w.stopping && !h.closed && h.onExit != nil
 }
 
 // New returns a hypervisor keeping pidfiles and logs in dir (created if
@@ -113,6 +171,10 @@ func (h *Hypervisor) spawn(vm VM) error {
 	}
 	if err := h.watch(vm.Name, id, pidfd, cmd); err != nil {
 		return fail(err)
+	}
+	if h.exits != nil {
+		// An exit before this is the pidfd's to see.
+		_ = h.exits.Watch(pid)
 	}
 	return nil
 }
@@ -275,5 +337,9 @@ func (h *Hypervisor) adopt(name string) {
 	}
 	if err := h.watch(name, id, fd, nil); err != nil {
 		syscall.Close(fd)
+		return
+	}
+	if h.exits != nil {
+		_ = h.exits.Watch(id.PID)
 	}
 }

@@ -33,3 +33,9 @@ func (h *Hypervisor) Running() ([]string, error) { return nil, errUnsupported }
 
 // Close does nothing.
 func (h *Hypervisor) Close() error { return nil }
+
+// UseExits fails: the process hypervisor works on Linux only.
+func (h *Hypervisor) UseExits(x Exits) error { return errUnsupported }
+
+// Exited finds nothing: the process hypervisor works on Linux only.
+func (h *Hypervisor) Exited(pid int) string { return "" }

@@ -21,6 +21,7 @@ type watch struct {
 	done chan struct{} // closed once the process has exited
 
 	stopping bool // Stop or Kill was asked; guarded by Hypervisor.mu
+	gone     bool // its exit was handled (Hypervisor.gone); guarded by Hypervisor.mu
 }
 
 // watch starts watching a VM through its pidfd, which it takes over.
@@ -56,14 +57,10 @@ func (h *Hypervisor) run(w *watch) {
 		})
 	}
 	h.mu.Lock()
-	expected := w.stopping || h.closed
-	if h.vms[w.name] == w {
-		delete(h.vms, w.name)
-	}
-	removePidfile(h.dir, w.name, w.id)
+	notify := h.gone(w)
 	h.mu.Unlock()
 	w.f.Close()
-	if !expected && h.onExit != nil {
+	if notify {
 		h.onExit(w.name)
 	}
 	close(w.done)
