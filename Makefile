@@ -10,7 +10,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vigil-ha/vigil/firmware/cli.Version=$(VERSION)
 SEEDS   ?= 5000
 
-.PHONY: build test verify demo bench fuzz deps lab-deps clean
+.PHONY: build test verify generate demo bench fuzz deps lab-deps clean
 
 bin/vigil: FORCE
 	@mkdir -p bin
@@ -45,6 +45,17 @@ verify:
 	$(GO) vet ./...
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "verify: go mod tidy changed go.mod/go.sum: commit the result"; exit 1; }
+	@if ! command -v clang >/dev/null; then echo "verify: no clang: the generated eBPF files are not checked"; exit 0; fi; \
+	$(MAKE) --no-print-directory generate; \
+	git diff --exit-code -- drivers/ebpf || { echo "verify: make generate changed drivers/ebpf: commit the regenerated files"; exit 1; }
+
+# The eBPF programs: bpf2go compiles drivers/ebpf/*.c into the committed
+# *_bpfel.o and *_bpfel.go, so that a build needs no C compiler. This
+# target does: clang, llvm-strip and the UAPI and libbpf headers (Debian:
+# apt-get install clang llvm libbpf-dev).
+generate:
+	@command -v clang >/dev/null && command -v llvm-strip >/dev/null || { echo "generate: needs clang and llvm-strip: apt-get install clang llvm libbpf-dev"; exit 1; }
+	$(GO) generate ./drivers/ebpf/...
 
 # The lab demo (root): real agents in network namespaces lose a link, then
 # a host. `vigil sim demo` is the simulated one and needs no root.
