@@ -36,6 +36,8 @@ type StatusReply struct {
 	// OwnBMC says who this host's own BMC is, through /dev/ipmi0 ("":
 	// no in-band device).
 	OwnBMC string
+	// Kernel is each eBPF evidence feature: active, or what stands in.
+	Kernel []FeatureStatus
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -105,6 +107,11 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 		}
 		reply(w, rep, err)
 	})
+	mux.HandleFunc("GET /v1/ebpf", func(w http.ResponseWriter, r *http.Request) {
+		var rep EBPFReply
+		err := d.call(r.Context(), func() { rep = d.ebpfReply() })
+		reply(w, rep, err)
+	})
 	mux.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.incidentsReply(), nil) // the log has its own lock: no trip through the loop
 	})
@@ -170,6 +177,9 @@ func (d *daemon) statusReply() StatusReply {
 	rep.BMCs = d.bmcStatuses()
 	rep.Held = d.held
 	rep.OwnBMC = d.ownBMC
+	if d.kern != nil {
+		rep.Kernel = append(rep.Kernel, d.kern.features...)
+	}
 	return rep
 }
 

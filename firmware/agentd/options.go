@@ -49,6 +49,9 @@ type Options struct {
 	// reach one shared LUN or export under different names, as SBD's
 	// per-node device setting allows.
 	DatastorePaths map[string]string
+	// EBPF overrides, on this host, the cluster file's [ebpf] modes:
+	// feature (stamping, block_io, exits) to mode (auto, on, off).
+	EBPF map[string]string
 	// BMCProbe is how often each peer's BMC is checked (0: DefaultBMCProbe).
 	BMCProbe time.Duration
 	// DialBMC opens a session with a peer's BMC (nil: DialLAN).

@@ -67,6 +67,11 @@ type daemon struct {
 	local      localBMC
 	selfFenced bool
 	ownBMC     string // who this host's own BMC is ("": no in-band device)
+
+	kern    *kernel   // kernel.go: the eBPF evidence
+	drainAt time.Time // when the drain in progress started
+	delay   time.Duration
+	readN   int // datagrams read since the last LocalHealth
 }
 
 // keyState is the cluster keyring the NIC readers decode with; SIGHUP
@@ -177,13 +182,29 @@ func setup(opts Options) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.openKernel(); err != nil {
+		d.kern.close()
+		d.hv.Close()
+		d.closeStores()
+		return nil, err
+	}
 	d.node = cluster.NewNode(cluster.Config{Spec: d.spec, Self: self, Incarnation: inc, Running: runIdx,
 		WatchdogArmed: watchdogMarked(opts.State)})
 	d.ag = agent.New(d.node, env{d})
 	if err := d.openNICs(); err != nil {
+		d.kern.close()
 		d.hv.Close()
 		d.closeStores()
 		return nil, err
+	}
+	if err := d.attachStamping(); err != nil {
+		if err = d.stampingFailed(err); err != nil {
+			d.nics.Close()
+			d.kern.close()
+			d.hv.Close()
+			d.closeStores()
+			return nil, err
+		}
 	}
 	d.log.Info("agent started", "component", "agent", "incarnation", inc, "links", len(cfg.Links),
 		"peers", len(cfg.Hosts)-1, "vms_running", len(runIdx), "config", opts.Config)
@@ -293,8 +314,14 @@ func (d *daemon) loop(ctx context.Context) error {
 			if d.held != "" {
 				continue // nothing runs until an operator lets the host rejoin
 			}
+			n++
+			tick := n%drainsPerTick == 0
+			if tick {
+				d.snapshot() // the kernel's counts, before the sockets are drained
+			}
 			d.drain()
-			if n++; n%drainsPerTick == 0 {
+			if tick {
+				d.ag.Handle(d.localHealth(env{d}.Now()))
 				d.ag.Handle(cluster.Tick{})
 				d.warmBMCs()
 				d.selfFence()
@@ -354,12 +381,18 @@ func (d *daemon) loop(ctx context.Context) error {
 const drainsPerTick = 1
 
 func (d *daemon) drain() {
+	d.drainAt = time.Now()
 	if _, err := d.nics.Drain(d.packet); err != nil {
 		d.logOnce("drain:"+err.Error(), slog.LevelError, "reading heartbeats failed", "component", "hb", "err", err)
 	}
 }
 
-func (d *daemon) packet(link int, data []byte, _ netip.AddrPort, at time.Time) {
+func (d *daemon) packet(link int, data []byte, from netip.AddrPort, at time.Time) {
+	d.readN++
+	d.delay = max(d.delay, d.drainAt.Sub(at))
+	if d.kern != nil && d.kern.seen != nil {
+		d.kern.readFrom(link, from.Addr())
+	}
 	d.readers[link].packet(data, at.Sub(d.start))
 }
 
@@ -414,6 +447,7 @@ func (d *daemon) close() {
 	if d.wd != nil {
 		d.abandon()
 	}
+	d.kern.close()
 	d.hv.Close()
 	d.closeStores()
 	d.closeBMCs()

@@ -17,6 +17,7 @@ func init() {
 const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
                    [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
                    [--datastore NAME=PATH ...] [--self-fence METHOD] [--ipmi-device DEV]
+                   [--ebpf FEATURE=MODE ...]
 
 Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
 their release to the datastores (peers restart them) and disarms the
@@ -36,6 +37,9 @@ watchdog. SIGHUP reloads the cluster key file.
                      it W later, unless a renewal lands first), ipmi-off or
                      ipmi-reset (at once, through its own BMC)
   --ipmi-device DEV  the in-band IPMI device (default /dev/ipmi0)
+  --ebpf F=M         this host's mode for the kernel evidence feature F
+                     (stamping, block_io, exits): auto, on or off, over the
+                     cluster file's [ebpf]; repeatable
 `
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +58,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.IPMIDevice, "ipmi-device", "", "")
 	o.DatastorePaths = map[string]string{}
 	fs.Func("datastore", "", func(v string) error { return agentd.ParseDatastorePath(o.DatastorePaths, v) })
+	o.EBPF = map[string]string{}
+	fs.Func("ebpf", "", func(v string) error { return agentd.ParseEBPF(o.EBPF, v) })
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || o.Config == "" || o.Host == "" {
 		if err == nil && fs.NArg() > 0 {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))

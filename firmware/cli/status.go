@@ -99,6 +99,9 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		if ds.Failing {
 			state = "FAILING"
 		}
+		if ds.Down {
+			state = "DOWN (kernel: " + ds.DownWhy + ")"
+		}
 		where := ""
 		if d < len(r.Datastores) {
 			where = " (" + r.Datastores[d] + ")"
@@ -107,6 +110,22 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 			fmt.Fprintf(w, "datastore %d%s: %s, lease never renewed\n", d, where, state)
 		} else {
 			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
+		}
+	}
+	if l := s.Local; l.Stalled {
+		fmt.Fprintf(w, "OWN STALL for %s, reading heartbeats %s late", dur(l.For), dur(l.Lag))
+		if l.NotPetting {
+			fmt.Fprint(w, ": NOT PETTING THE WATCHDOG")
+		}
+		fmt.Fprintln(w)
+	} else if l.Stalls > 0 {
+		fmt.Fprintf(w, "own stalls: %d, the last lasted %s\n", l.Stalls, dur(l.Last))
+	}
+	for _, f := range r.Kernel {
+		if f.Active {
+			fmt.Fprintf(w, "kernel %s: on, %s\n", f.Name, f.Detail)
+		} else {
+			fmt.Fprintf(w, "kernel %s: off (%s): using %s\n", f.Name, f.Detail, f.Fallback)
 		}
 	}
 	if r.OwnBMC != "" {

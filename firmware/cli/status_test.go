@@ -106,6 +106,24 @@ func TestPrintAgentStatus(t *testing.T) {
 			r.Status.VMs = nil
 			r.Drops = map[string]uint64{"bad-mac": 0}
 		}, []string{"VMs: none"}, []string{"heartbeats dropped", "VM db1"}},
+		{"kernel evidence", func(r *agentd.StatusReply) {
+			r.Status.Datastores[1].Down, r.Status.Datastores[1].DownWhy = true, "2 requests stuck for 60ms"
+			r.Status.Local = cluster.LocalStatus{Stalled: true, For: 4500 * time.Millisecond, Lag: 700 * time.Millisecond, NotPetting: true, Stalls: 2}
+			r.Kernel = []agentd.FeatureStatus{
+				{Name: "stamping", Mode: "auto", Active: true, Detail: "TCX ingress on eth0, eth1", Fallback: "socket stamps"},
+				{Name: "exits", Mode: "off", Detail: "off in the configuration", Fallback: "pidfds"},
+			}
+		}, []string{
+			"datastore 1: DOWN (kernel: 2 requests stuck for 60ms), lease renewed 4.2s ago",
+			"OWN STALL for 4.5s, reading heartbeats 700ms late: NOT PETTING THE WATCHDOG",
+			"kernel stamping: on, TCX ingress on eth0, eth1",
+			"kernel exits: off (off in the configuration): using pidfds",
+		}, []string{"own stalls:"}},
+		{"a past stall", func(r *agentd.StatusReply) {
+			r.Status.Local = cluster.LocalStatus{Stalls: 3, Last: 1500 * time.Millisecond}
+		}, []string{
+			"own stalls: 3, the last lasted 1.5s",
+		}, []string{"OWN STALL"}},
 		{"a link without its device", func(r *agentd.StatusReply) { r.Links = r.Links[:1] }, []string{
 			"link 0 (eth0): carrier up",
 			"link 1: carrier DOWN",

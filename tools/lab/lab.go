@@ -165,7 +165,7 @@ func newState(o Options, dir, cgRoot string) *state {
 		if o.AgentCommand != nil {
 			h.Agent.Argv = o.AgentCommand(name)
 		} else {
-			h.Agent.Argv = AgentArgs(o.Executable, o.Name, name)
+			h.Agent.Argv = append(AgentArgs(o.Executable, o.Name, name), o.AgentFlags...)
 		}
 		for l := 0; l < o.Links; l++ {
 			h.Links = append(h.Links, hostLinkState{Veth: hostVeth(l), HubVeth: hubVeth(name, l), Addr: hostAddr(n, l).String()})

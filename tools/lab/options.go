@@ -67,6 +67,9 @@ type Options struct {
 	// AgentCommand returns the command line of a host's agent; nil means
 	// the vigil agent (see AgentArgs). Tests pass a stand-in.
 	AgentCommand func(host string) []string
+	// AgentFlags are added to every host's vigil agent command line (not
+	// to an AgentCommand's), e.g. "--ebpf", "exits=off".
+	AgentFlags []string
 	// SupervisorCommand returns the supervisor's command line; nil means
 	// "vigil lab supervise --name NAME". The supervisor finds its
 	// readiness pipe in the ReadyFDEnv variable.

@@ -213,6 +213,9 @@ func datastores(rep *agentd.StatusReply) string {
 		if d.Failing {
 			state = "FAILING"
 		}
+		if d.Down {
+			state = "DOWN (kernel: " + d.DownWhy + ")"
+		}
 		name := fmt.Sprintf("datastore %d", i)
 		if i < len(rep.Datastores) {
 			name, _, _ = strings.Cut(rep.Datastores[i], " ")
