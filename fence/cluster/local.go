@@ -52,6 +52,7 @@ type stall struct {
 	on     bool
 	since  time.Duration
 	lag    time.Duration // how far behind the agent reads (the last Delay)
+	worst  time.Duration // the longest lag or tick gap of this stall
 	limit  bool          // stalled past the lease timeout: not petting the watchdog
 	count  int           // stalls since the start
 	last   time.Duration // how long the last stall lasted
@@ -80,15 +81,17 @@ func (n *Node) localHealth(now time.Duration, e LocalHealth) {
 	s := &n.stall
 	if e.Delay <= t.stallThreshold() && !kernelOnly {
 		if s.on {
-			s.on, s.limit, s.lag, s.last = false, false, 0, now-s.since
-			n.logf(slog.LevelInfo, "agent", "own stall over after %s", ms(s.last))
+			// A stall that froze the agent shows as one late read: it lasted
+			// that long, however soon the agent caught up.
+			s.on, s.limit, s.lag, s.last = false, false, 0, max(now-s.since, s.worst)
+			n.logf(slog.LevelInfo, "agent", "own stall over: it lasted %s", ms(s.last))
 			n.scanNow = true
 		}
 		n.kernelGaps(e.Kernel)
 		return
 	}
 	if !s.on {
-		s.on, s.since, s.kernel = true, now, 0
+		s.on, s.since, s.kernel, s.worst = true, now, 0, 0
 		s.count++
 		why := fmt.Sprintf("heartbeats waited up to %s between the kernel and the agent", ms(e.Delay))
 		if kernelOnly {
@@ -96,7 +99,7 @@ func (n *Node) localHealth(now time.Duration, e LocalHealth) {
 		}
 		n.logf(slog.LevelWarn, "agent", "own stall: %s; peers are not accused meanwhile", why)
 	}
-	s.lag, s.kernel = e.Delay, s.kernel+unread
+	s.lag, s.kernel, s.worst = e.Delay, s.kernel+unread, max(s.worst, e.Delay)
 	for _, k := range e.Kernel {
 		if k.Host == n.self || k.Host < 0 || k.Host >= len(n.peers) || k.Link < 0 || k.Link >= n.spec.Links || k.At > now {
 			continue

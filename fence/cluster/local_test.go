@@ -114,7 +114,7 @@ func TestStallPastLeaseStopsPetting(t *testing.T) {
 	}
 	b.step(LocalHealth{Delay: 5 * msec, Read: 4})
 	b.run(13*time.Second, 1, 2)
-	if b.pets == stopped || !b.logged("own stall over") {
+	if b.pets == stopped || !b.logged("own stall over: it lasted") {
 		t.Fatalf("the stall ended but petting did not resume")
 	}
 }

@@ -209,8 +209,12 @@ func (n *Node) tick(now time.Duration) {
 	if gap := now - n.lastTick; gap > 3*t.Heartbeat && gap > t.LinkTimeout/2 {
 		// Our own stall, not the peers' silence: restart the evidence clocks.
 		n.logf(slog.LevelWarn, "agent", "agent stalled for %s: restarting evidence clocks", ms(gap))
-		n.stall.count++
-		n.stall.last = gap
+		if n.stall.on {
+			n.stall.worst = max(n.stall.worst, gap) // the same stall, seen by its late read too
+		} else {
+			n.stall.count++
+			n.stall.last = gap
+		}
 		for i := range n.peers {
 			n.hot[i].net.Restart(now)
 		}
