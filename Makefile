@@ -39,10 +39,12 @@ test: deps lab-deps build
 	$(GO) test -count=1 ./...
 	./bin/vigil sim fuzz --seeds $(SEEDS)
 
-# gofmt, vet, go mod tidy and generated files must leave no diff.
+# gofmt, vet (also of the build without eBPF), go mod tidy and generated
+# files must leave no diff.
 verify:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "verify: gofmt needed on the files above"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags vigil_noebpf ./...
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "verify: go mod tidy changed go.mod/go.sum: commit the result"; exit 1; }
 	@if ! command -v clang >/dev/null; then echo "verify: no clang: the generated eBPF files are not checked"; exit 0; fi; \

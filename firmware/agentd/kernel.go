@@ -390,7 +390,7 @@ func devName(dev uint64) string { return fmt.Sprintf("%d:%d", unix.Major(dev), u
 // exitHypervisor is a hypervisor that takes process exits from the kernel.
 type exitHypervisor interface {
 	UseExits(proc.Exits) error
-	Exited(pid int) string
+	Exited(pid int) (name string, first bool)
 }
 
 func (d *daemon) openExits() (string, error) {
@@ -417,21 +417,26 @@ func (d *daemon) exitEvents(hv exitHypervisor, x *ebpf.Exits) {
 	k := d.kern
 	for e := range x.C() {
 		lag := ebpf.Monotonic() - e.At
-		name := hv.Exited(e.Pid)
+		name, first := hv.Exited(e.Pid)
 		k.exitMu.Lock()
 		k.exitN++
 		k.exitLag = append(k.exitLag, lag)
 		if len(k.exitLag) > exitLagKeep {
 			k.exitLag = k.exitLag[1:]
 		}
-		line := fmt.Sprintf("%s: %s (vm %s), seen after %s", time.Now().Format("15:04:05.000"), e, name, lag.Round(time.Microsecond))
+		by := "first"
+		if !first {
+			by = "after its pidfd"
+		}
+		line := fmt.Sprintf("%s: %s (vm %s), seen after %s, %s", time.Now().Format("15:04:05.000"), e, name, lag.Round(time.Microsecond), by)
 		k.exitLog = append(k.exitLog, line)
 		if len(k.exitLog) > 16 {
 			k.exitLog = k.exitLog[1:]
 		}
 		k.exitMu.Unlock()
 		if name != "" {
-			d.log.Info("kernel: VM process exited", "component", "ebpf", "vm", name, "pid", e.Pid, "how", e.String(), "seen_after", lag.Round(time.Microsecond))
+			d.log.Info("kernel: VM process exited", "component", "ebpf", "vm", name, "pid", e.Pid, "how", e.String(),
+				"seen_after", lag.Round(time.Microsecond), "first", first)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -31,7 +32,7 @@ func runEBPF(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *probe {
-		if err := ebpf.MountFS(); err != nil {
+		if err := ebpf.MountFS(); err != nil && !errors.Is(err, ebpf.ErrUnsupported) {
 			fmt.Fprintf(stderr, "vigil ebpf: %v\n", err)
 		}
 		sup := ebpf.Probe()

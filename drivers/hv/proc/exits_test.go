@@ -52,16 +52,16 @@ func TestExitSource(t *testing.T) {
 	if !x.has(id.PID) {
 		t.Fatalf("a started VM (pid %d) is not watched: %v", id.PID, x.watched)
 	}
-	if got := r.h.Exited(999999999); got != "" {
-		t.Fatalf("Exited(a pid no VM has) = %q", got)
+	if got, first := r.h.Exited(999999999); got != "" || first {
+		t.Fatalf("Exited(a pid no VM has) = %q, %v", got, first)
 	}
 	r.h.mu.Lock()
 	w := r.h.vms["vm1"]
 	r.h.mu.Unlock()
 	// The source reports the exit before the pidfd wakes (here, before the
 	// process has even died, to make the order certain).
-	if got := r.h.Exited(id.PID); got != "vm1" {
-		t.Fatalf("Exited(%d) = %q; want vm1", id.PID, got)
+	if got, first := r.h.Exited(id.PID); got != "vm1" || !first {
+		t.Fatalf("Exited(%d) = %q, %v; want vm1, first", id.PID, got, first)
 	}
 	r.wantExit("vm1")
 	if x.has(id.PID) {
@@ -79,8 +79,17 @@ func TestExitSource(t *testing.T) {
 	if err := r.h.Stop("vm0", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.h.Exited(old.PID); got != "" {
-		t.Fatalf("Exited after Stop = %q", got)
+	if got, first := r.h.Exited(old.PID); got != "vm0" || first {
+		t.Fatalf("Exited after Stop = %q, %v; want vm0, not first", got, first)
+	}
+	r.noExit()
+	// The pidfd sees an exit first: the source's late report still names
+	// the VM, and changes nothing.
+	late := r.start("vm2")
+	syscall.Kill(late.PID, syscall.SIGKILL)
+	r.wantExit("vm2")
+	if got, first := r.h.Exited(late.PID); got != "vm2" || first {
+		t.Fatalf("late Exited = %q, %v; want vm2, not first", got, first)
 	}
 	r.noExit()
 }

@@ -27,7 +27,14 @@ type Hypervisor struct {
 	vms    map[string]*watch
 	closed bool
 	exits  Exits // nil: the pidfds alone
+	// recent maps the PIDs of the last VM processes whose exit the pidfd
+	// saw first to their VM, for the exit source's late report.
+	recent map[int]string
+	order  []int
 }
+
+// recentKeep is how many exits handled by pidfds Exited still recognises.
+const recentKeep = 64
 
 // UseExits has x watch every VM process: those that run now and those
 // started later. It returns the first error of x.Watch, having tried all.
@@ -47,8 +54,10 @@ func (h *Hypervisor) UseExits(x Exits) error {
 // Exited is the exit source's report that process pid exited. If it ran a
 // VM, the VM is handled at once as its pidfd would be a moment later:
 // forgotten, its pidfile removed, and onExit called unless it was asked
-// to stop. It returns the VM's name, or "" for a process that ran none.
-func (h *Hypervisor) Exited(pid int) string {
+// to stop. It returns the VM's name ("" for a process that ran none) and
+// whether this report came first: false when the pidfd had already seen
+// the exit.
+func (h *Hypervisor) Exited(pid int) (name string, first bool) {
 	h.mu.Lock()
 	var w *watch
 	for _, x := range h.vms {
@@ -58,15 +67,17 @@ func (h *Hypervisor) Exited(pid int) string {
 		}
 	}
 	if w == nil {
+		name := h.recent[pid]
 		h.mu.Unlock()
-		return ""
+		return name, false
 	}
 	notify := h.gone(w)
+	delete(h.recent, pid)
 	h.mu.Unlock()
 	if notify {
 		h.onExit(w.name)
 	}
-	return w.name
+	return w.name, true
 }
 
 // gone handles w's exit once, whoever saw it first (its pidfd or the exit
@@ -78,6 +89,17 @@ func (h *Hypervisor) gone(w *watch) bool {
 	w.gone = true
 	if h.vms[w.name] == w {
 		delete(h.vms, w.name)
+	}
+	if h.exits != nil {
+		if h.recent == nil {
+			h.recent = map[int]string{}
+		}
+		h.recent[w.id.PID] = w.name
+		h.order = append(h.order, w.id.PID)
+		if len(h.order) > recentKeep {
+			delete(h.recent, h.order[0])
+			h.order = h.order[1:]
+		}
 	}
 	removePidfile(h.dir, w.name, w.id)
 	if h.exits != nil {

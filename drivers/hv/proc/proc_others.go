@@ -38,4 +38,4 @@ func (h *Hypervisor) Close() error { return nil }
 func (h *Hypervisor) UseExits(x Exits) error { return errUnsupported }
 
 // Exited finds nothing: the process hypervisor works on Linux only.
-func (h *Hypervisor) Exited(pid int) string { return "" }
+func (h *Hypervisor) Exited(pid int) (name string, first bool) { return "", false }
