@@ -89,8 +89,11 @@ func printEBPF(w io.Writer, r *agentd.EBPFReply) {
 			state = "DOWN: " + st.Why
 		}
 		fmt.Fprintf(w, "\ndevice %s (%s): %s\n", d.Dev, strings.Join(d.Datastores, ", "), state)
-		fmt.Fprintf(w, "  requests: %d issued, %d completed, %d failed, %d in flight (oldest %s)\n",
-			st.Issued, st.Completed, st.Errors, st.InFlight, dur(st.OldestInFlight))
+		fmt.Fprintf(w, "  requests: %d issued, %d completed, %d failed, %d in flight", st.Issued, st.Completed, st.Errors, st.InFlight)
+		if st.InFlight > 0 {
+			fmt.Fprintf(w, " (the oldest for %s)", dur(st.OldestInFlight))
+		}
+		fmt.Fprintln(w)
 		fmt.Fprintf(w, "  latency:  %s\n", histogram(st.Latency[:]))
 		if d.Last != nil && d.Last.Down {
 			fmt.Fprintf(w, "  last down: %s, judged %s after the first stuck or failed request\n", d.Last.Why, dur(d.Detect))

@@ -36,7 +36,7 @@ func TestPrintEBPF(t *testing.T) {
 		"h2           l0         eth0              512        510        2   37ms ago",
 		"h3           l0         eth0                0          0        0      never",
 		"device 7:3 (ds1): DOWN: 3 requests stuck for 55ms",
-		"  requests: 10 issued, 7 completed, 1 failed, 3 in flight (oldest 80ms)",
+		"  requests: 10 issued, 7 completed, 1 failed, 3 in flight (the oldest for 80ms)",
 		"  latency:  <128µs: 4, <1ms: 3",
 		"  last down: 3 requests stuck for 55ms, judged 57ms after the first stuck or failed request",
 		"exits: 2 processes watched, 1 exits seen, 0 lost; kernel to agent: median 90µs, max 90µs",
