@@ -12,9 +12,18 @@ SEEDS   ?= 5000
 
 .PHONY: build test verify generate demo bench fuzz deps lab-deps clean
 
+# Build-time features: Kconfig, resolved into .config by tools/kconfig;
+# each feature that is off adds its Go build tag (vigil_noebpf, ...).
+KCONFIG := $(GO) run ./tools/kconfig
+# Shell: the Go build tags of .config, none without one (the full build).
+CONFIG_TAGS = $$(if [ -f .config ]; then $(KCONFIG) tags; fi)
+.PHONY: defconfig oldconfig olddefconfig savedefconfig menuconfig sizes
+
 bin/vigil: FORCE
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./firmware/vigil
+	@tags=$(CONFIG_TAGS); echo "build tags: $${tags:-none (all features)}"; \
+	echo "CGO_ENABLED=0 $(GO) build -trimpath -tags '$$tags' -ldflags '$(LDFLAGS)' -o $@ ./firmware/vigil"; \
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $@ ./firmware/vigil
 
 build: bin/vigil
 
@@ -37,14 +46,22 @@ lab-deps:
 # simulator's invariant fuzzer over $(SEEDS) seeded fault schedules.
 test: deps lab-deps build
 	$(GO) test -count=1 ./...
-	./bin/vigil sim fuzz --seeds $(SEEDS)
+	@if ./bin/vigil features -tags | grep -q vigil_nosim; then echo "test: bin/vigil has no simulator (CONFIG_SIM is off in .config): its fuzzer does not run"; exit 0; fi; \
+	echo "./bin/vigil sim fuzz --seeds $(SEEDS)"; ./bin/vigil sim fuzz --seeds $(SEEDS)
 
-# gofmt, vet (also of the build without eBPF), go mod tidy and generated
-# files must leave no diff.
+# gofmt, vet (also of the build without eBPF and of the minimal
+# defconfig's build), go mod tidy and generated files (firmware/features,
+# drivers/ebpf) must leave no diff.
 verify:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "verify: gofmt needed on the files above"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags vigil_noebpf ./...
+	@tmp=$$(mktemp); trap 'rm -f "$$tmp" "$$tmp.old"' EXIT; \
+	$(KCONFIG) -config "$$tmp" defconfig configs/minimal_defconfig >/dev/null; \
+	tags=$$($(KCONFIG) -config "$$tmp" tags); \
+	echo "$(GO) vet -tags $$tags ./..."; $(GO) vet -tags "$$tags" ./...
+	$(GO) generate ./firmware/features
+	@git diff --exit-code -- firmware/features && test -z "$$(git status --porcelain -- firmware/features)" || { echo "verify: go generate ./firmware/features changed firmware/features: commit the regenerated files"; exit 1; }
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "verify: go mod tidy changed go.mod/go.sum: commit the result"; exit 1; }
 	@if ! command -v clang >/dev/null; then echo "verify: no clang: the generated eBPF files are not checked"; exit 0; fi; \
@@ -77,6 +94,42 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./drivers/datastore
 	$(GO) test -run '^$$' -fuzz FuzzDecodeIncident -fuzztime 30s ./drivers/datastore
 	$(GO) test -run '^$$' -fuzz FuzzStep -fuzztime 30s ./fence/cluster
+
+# The configuration: .config, from a defconfig (configs/NAME_defconfig
+# holds only the lines that differ from the Kconfig's defaults).
+defconfig: full_defconfig
+
+%_defconfig: configs/%_defconfig
+	$(KCONFIG) defconfig $<
+
+# Keeps .config's values, gives new symbols their defaults (it asks about
+# them when run from a terminal) and drops symbols the Kconfig lost.
+oldconfig:
+	$(KCONFIG) oldconfig
+
+olddefconfig:
+	$(KCONFIG) oldconfig -defaults
+
+savedefconfig:
+	$(KCONFIG) savedefconfig -o defconfig
+	@echo "savedefconfig: wrote defconfig: copy it to configs/NAME_defconfig to keep it"
+
+menuconfig:
+	@command -v kconfig-mconf >/dev/null || { echo "menuconfig: needs kconfig-mconf: apt-get install kconfig-frontends-nox (or edit .config and run make oldconfig)"; exit 1; }
+	KCONFIG_CONFIG=.config kconfig-mconf Kconfig
+	$(KCONFIG) tags >/dev/null
+
+# The static binary of each committed defconfig, and its size.
+sizes:
+	@mkdir -p bin
+	@for d in configs/*_defconfig; do \
+		n=$$(basename "$$d" _defconfig); tmp=$$(mktemp); \
+		$(KCONFIG) -config "$$tmp" defconfig "$$d" >/dev/null; \
+		tags=$$($(KCONFIG) -config "$$tmp" tags); rm -f "$$tmp" "$$tmp.old"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o "bin/vigil-$$n" ./firmware/vigil; \
+		size=$$(stat -c %s "bin/vigil-$$n"); \
+		awk -v n="$$n" -v s="$$size" -v t="$${tags:-none}" 'BEGIN { printf "%-10s %10d bytes %6.2f MiB  tags: %s\n", n, s, s/1048576, t }'; \
+	done
 
 clean:
 	rm -rf bin

@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilan
+
 package ipmi
 
 import (
@@ -7,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-
-	"github.com/bougou/go-ipmi/pkg/command/app"
 )
 
 // splitAddr parses a BMC address, the port defaulting to DefaultPort.
@@ -29,17 +29,6 @@ func splitAddr(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("BMC address %q: port %q is not a number from 1 to 65535", addr, p)
 	}
 	return host, port, nil
-}
-
-// deviceInfo turns Get Device ID's answer into an Info.
-func deviceInfo(res *app.GetDeviceIDResponse) Info {
-	return Info{
-		DeviceID:         res.DeviceID,
-		FirmwareRevision: fmt.Sprintf("%d.%02d", res.MajorFirmwareRevision, res.MinorFirmwareRevision),
-		IPMIVersion:      fmt.Sprintf("%d.%d", res.MajorIPMIVersion, res.MinorIPMIVersion),
-		ManufacturerID:   res.ManufacturerID,
-		ProductID:        res.ProductID,
-	}
 }
 
 // dialer gives go-ipmi its socket (through its UDP proxy hook) so that the

@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilan
+
 package ipmi
 
 import (
@@ -11,12 +13,6 @@ import (
 	"github.com/bougou/go-ipmi/pkg/command/app"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
-
-// DefaultCipherSuites are the RMCP+ cipher suites DialLAN accepts when
-// LANOptions.CipherSuites is empty, most preferred first: 17
-// (HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128) and 3 (HMAC-SHA1,
-// HMAC-SHA1-96, AES-CBC-128), the one every IPMI 2.0 BMC must offer.
-var DefaultCipherSuites = []int{17, 3}
 
 // CheckCipherSuite says whether DialLAN accepts cipher suite id: it must
 // authenticate, check integrity and encrypt with AES (3, 8, 12 or 17).

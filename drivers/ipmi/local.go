@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilocal
+
 package ipmi
 
 import (
@@ -12,22 +14,6 @@ import (
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
-
-// In-band defaults.
-const (
-	// DefaultDevice is the host's own BMC through the kernel's IPMI
-	// driver (modules ipmi_si or ipmi_ssif, and ipmi_devintf).
-	DefaultDevice = "/dev/ipmi0"
-	// DefaultLocalTimeout bounds one in-band request; the kernel's system
-	// interface driver retries by itself within it.
-	DefaultLocalTimeout = 5 * time.Second
-)
-
-// LocalOptions tune OpenLocal. The zero value is the defaults.
-type LocalOptions struct {
-	// Timeout bounds each request (DefaultLocalTimeout when zero).
-	Timeout time.Duration
-}
 
 // Local is the host's own BMC, reached in-band through the kernel's IPMI
 // device with the IPMICTL_SEND_COMMAND and IPMICTL_RECEIVE_MSG_TRUNC

@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilocal
+
 package ipmi
 
 import (

@@ -1,3 +1,5 @@
+//go:build !vigil_nowatchdoghw
+
 package watchdog
 
 import (
@@ -113,6 +115,15 @@ func (d *hwDevice) release(op string, disarm bool) error {
 		}
 		return errors.Join(werr, sys.close())
 	})
+}
+
+// openHW opens and arms the device node at path.
+func openHW(path string) (Device, error) {
+	sys, err := openSys(path)
+	if err != nil {
+		return nil, &OpError{Op: "open", Dev: path, Err: classify(err), Fix: openFix(err)}
+	}
+	return &hwDevice{path: path, sys: sys}, nil
 }
 
 // classify adds the package's sentinels to kernel errors callers branch on.

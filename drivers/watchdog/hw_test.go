@@ -1,3 +1,5 @@
+//go:build !vigil_nowatchdoghw
+
 package watchdog
 
 import (

@@ -6,19 +6,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-ha/vigil/firmware/features"
 )
 
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	tests := []struct {
+	type test struct {
 		name string
 		spec string
 		is   error
 		fix  string
-	}{
+	}
+	tests := []test{
 		{name: "empty", spec: "", fix: "name a device"},
-		{name: "no device node", spec: filepath.Join(dir, "watchdog9"), is: os.ErrNotExist, fix: "driver module"},
 		{name: "no emulator", spec: "unix:" + filepath.Join(dir, "wd.sock"), is: os.ErrNotExist, fix: "emulator"},
+	}
+	if features.HasWatchdogHW {
+		tests = append(tests, test{name: "no device node", spec: filepath.Join(dir, "watchdog9"), is: os.ErrNotExist, fix: "driver module"})
+	} else {
+		tests = append(tests, test{name: "built without", spec: filepath.Join(dir, "watchdog9"), is: features.ErrNotBuilt, fix: "CONFIG_WATCHDOG_HW"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,11 +55,7 @@ func Open(spec string) (Device, error) {
 	if path, ok := strings.CutPrefix(spec, LabPrefix); ok {
 		return openLab(spec, path)
 	}
-	sys, err := openSys(spec)
-	if err != nil {
-		return nil, &OpError{Op: "open", Dev: spec, Err: classify(err), Fix: openFix(err)}
-	}
-	return &hwDevice{path: spec, sys: sys}, nil
+	return openHW(spec)
 }
 
 // ErrNotSupported is wrapped by errors of operations the device does not

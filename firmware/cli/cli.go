@@ -40,7 +40,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(stdout, "vigil", Version)
+		printVersion(stdout)
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -1,3 +1,5 @@
+//go:build !vigil_nolab
+
 package cli
 
 import (

@@ -1,3 +1,5 @@
+//go:build !vigil_noebpf
+
 package cli
 
 import (

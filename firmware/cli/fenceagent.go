@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilan
+
 package cli
 
 import (
@@ -10,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,22 +21,6 @@ import (
 
 func init() {
 	Register(Command{Name: "fence-agent", Summary: "a Pacemaker fence agent (fence_ipmilan's options) over vigil's IPMI driver", Run: runFenceAgent})
-}
-
-// FenceAgentName is the name Pacemaker knows the agent by: vigil, or a
-// link to it, installed under that name runs as vigil fence-agent.
-const FenceAgentName = "fence_vigil"
-
-// CommandArgs turns the binary's argv into Run's arguments: argv[1:], or,
-// when the binary runs as fence_vigil, the fence-agent command.
-func CommandArgs(argv []string) []string {
-	if len(argv) > 0 && filepath.Base(argv[0]) == FenceAgentName {
-		return append([]string{"fence-agent"}, argv[1:]...)
-	}
-	if len(argv) == 0 {
-		return nil
-	}
-	return argv[1:]
 }
 
 // Exit statuses, as fence-agents define them.

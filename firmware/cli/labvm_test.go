@@ -1,3 +1,5 @@
+//go:build !vigil_nohvproc
+
 package cli
 
 import (

@@ -1,3 +1,5 @@
+//go:build !vigil_noipmilan
+
 package cli
 
 import (

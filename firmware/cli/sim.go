@@ -1,3 +1,5 @@
+//go:build !vigil_nosim
+
 package cli
 
 import (

@@ -1,0 +1,5 @@
+//go:build vigil_noebpf
+
+package cli
+
+func init() { registerNotBuilt("EBPF", "ebpf") }

@@ -1,0 +1,5 @@
+//go:build vigil_nolab
+
+package cli
+
+func init() { registerNotBuilt("LAB", "lab", "demo") }

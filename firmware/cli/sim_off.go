@@ -1,0 +1,5 @@
+//go:build vigil_nosim
+
+package cli
+
+func init() { registerNotBuilt("SIM", "sim") }
