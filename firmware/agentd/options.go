@@ -61,6 +61,7 @@ type Options struct {
 	SelfFence string
 	// IPMIDevice is this host's in-band IPMI device ("": /dev/ipmi0).
 	IPMIDevice string
+	Metrics    string // listen address of the Prometheus endpoint, "" = none
 }
 
 func (o *Options) fill() error {

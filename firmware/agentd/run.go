@@ -294,6 +294,11 @@ func (d *daemon) loop(ctx context.Context) error {
 		return err
 	}
 	defer api.Close()
+	metrics, err := d.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	probes, stopProbes := context.WithCancel(ctx)
 	defer stopProbes()
 	d.probeCtx = probes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 
 	"github.com/vigil-ha/vigil/firmware/agentd"
 )
@@ -17,7 +18,7 @@ func init() {
 const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
                    [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
                    [--datastore NAME=PATH ...] [--self-fence METHOD] [--ipmi-device DEV]
-                   [--ebpf FEATURE=MODE ...]
+                   [--ebpf FEATURE=MODE ...] [--metrics ADDR]
 
 Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
 their release to the datastores (peers restart them) and disarms the
@@ -40,6 +41,8 @@ watchdog. SIGHUP reloads the cluster key file.
   --ebpf F=M         this host's mode for the kernel evidence feature F
                      (stamping, block_io, exits): auto, on or off, over the
                      cluster file's [ebpf]; repeatable
+  --metrics ADDR     serve Prometheus metrics at http://ADDR/metrics
+                     (such as :9464 or 127.0.0.1:9464; default: none)
 `
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +59,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&format, "log-format", "text", "")
 	fs.StringVar(&o.SelfFence, "self-fence", "watchdog", "")
 	fs.StringVar(&o.IPMIDevice, "ipmi-device", "", "")
+	fs.StringVar(&o.Metrics, "metrics", "", "")
 	o.DatastorePaths = map[string]string{}
 	fs.Func("datastore", "", func(v string) error { return agentd.ParseDatastorePath(o.DatastorePaths, v) })
 	o.EBPF = map[string]string{}
@@ -69,6 +73,12 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "vigil agent: %v\n%s", err, agentUsage)
 		return 2
+	}
+	if o.Metrics != "" {
+		if _, _, err := net.SplitHostPort(o.Metrics); err != nil {
+			fmt.Fprintf(stderr, "vigil agent: --metrics %q: want HOST:PORT or :PORT, such as :9464 or 127.0.0.1:9464\n", o.Metrics)
+			return 2
+		}
 	}
 	switch format {
 	case "text":
