@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vigil-ha/vigil/fence/cluster"
@@ -38,6 +39,9 @@ type StatusReply struct {
 	OwnBMC string
 	// Kernel is each eBPF evidence feature: active, or what stands in.
 	Kernel []FeatureStatus
+	// PID and RSS are the agent's process and resident memory (bytes).
+	PID int
+	RSS uint64
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -117,18 +121,33 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 	})
 	mux.HandleFunc("POST /v1/command", func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
+		if name == "fence-self" {
+			var bad error
+			by := r.URL.Query().Get("by")
+			if by == "" {
+				by = "the local API"
+			}
+			err := d.call(r.Context(), func() { bad = d.fenceSelf(by) })
+			if err == nil && bad != nil {
+				http.Error(w, bad.Error(), http.StatusConflict)
+				return
+			}
+			reply(w, struct{ OK bool }{true}, err)
+			return
+		}
 		if name == "rejoin" {
 			err := d.call(r.Context(), d.rejoin)
 			reply(w, struct{ OK bool }{true}, err)
 			return
 		}
 		if name != "maintenance-enter" && name != "maintenance-exit" {
-			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit or rejoin", name), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit, rejoin or fence-self", name), http.StatusBadRequest)
 			return
 		}
 		err := d.call(r.Context(), func() { d.ag.Handle(cluster.Command{Name: name}) })
 		reply(w, struct{ OK bool }{true}, err)
 	})
+	d.serveConsoleAPI(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return &apiServer{ln: ln, srv: srv}, nil
@@ -177,6 +196,7 @@ func (d *daemon) statusReply() StatusReply {
 	rep.BMCs = d.bmcStatuses()
 	rep.Held = d.held
 	rep.OwnBMC = d.ownBMC
+	rep.PID, rep.RSS = os.Getpid(), selfRSS()
 	if d.kern != nil {
 		rep.Kernel = append(rep.Kernel, d.kern.features...)
 	}
@@ -243,4 +263,21 @@ func bytesTrim(b []byte) string {
 		b = b[:len(b)-1]
 	}
 	return string(b)
+}
+
+// selfRSS is this process's resident memory, from /proc/self/status (0:
+// unknown).
+func selfRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb uint64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

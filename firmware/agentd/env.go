@@ -70,6 +70,9 @@ func (e env) ProbeGateway(link int) {
 func (e env) PetWatchdog(timeout time.Duration) {
 	d := e.d
 	now := e.Now()
+	if d.petStopped != "" {
+		return // an operator fenced this host: the watchdog resets it
+	}
 	if d.wd == nil {
 		dev, err := watchdog.Open(d.opts.Watchdog)
 		if err != nil {

@@ -66,7 +66,11 @@ type daemon struct {
 	// (selffence.go); selfFenced once it was asked to act.
 	local      localBMC
 	selfFenced bool
-	ownBMC     string // who this host's own BMC is ("": no in-band device)
+	// petStopped says why the watchdog is no longer petted on purpose (an
+	// operator's fence-self), or "".
+	petStopped string
+	ring       *logRing // the last log lines, for the console
+	ownBMC     string   // who this host's own BMC is ("": no in-band device)
 
 	kern    *kernel   // kernel.go: the eBPF evidence
 	drainAt time.Time // when the drain in progress started
@@ -122,7 +126,8 @@ func setup(opts Options) (*daemon, error) {
 	}
 	d := &daemon{opts: opts, cfg: cfg, spec: cfg.Spec(), self: self, start: time.Now(), once: map[string]bool{},
 		events: make(chan cluster.Event, 256), calls: make(chan func())}
-	d.log = opts.Logger.With("host", opts.Host)
+	d.ring = newLogRing(logLines)
+	d.log = slog.New(&ringHandler{next: opts.Logger.Handler(), ring: d.ring}).With("host", opts.Host)
 	ring, err := hb.LoadKeyFile(cfg.Cluster.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

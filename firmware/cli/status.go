@@ -83,7 +83,11 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 	if s.Stopping {
 		fmt.Fprint(w, ", stopping")
 	}
-	fmt.Fprintf(w, "\nagent %s, up %s, incarnation %d, %d watchdog pets\n", r.Version, dur(r.Uptime), s.Incarnation, r.Pets)
+	fmt.Fprintf(w, "\nagent %s, up %s, incarnation %d, %d watchdog pets", r.Version, dur(r.Uptime), s.Incarnation, r.Pets)
+	if r.RSS > 0 {
+		fmt.Fprintf(w, ", pid %d, RSS %.1f MiB", r.PID, float64(r.RSS)/(1<<20))
+	}
+	fmt.Fprintln(w)
 	if r.Held != "" {
 		fmt.Fprintf(w, "HELD: %s\n", r.Held)
 	}
@@ -94,24 +98,7 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		}
 		fmt.Fprintf(w, "link %d%s: carrier %s\n", l, dev, map[bool]string{true: "up", false: "DOWN"}[up])
 	}
-	for d, ds := range s.Datastores {
-		state := "ok"
-		if ds.Failing {
-			state = "FAILING"
-		}
-		if ds.Down {
-			state = "DOWN (kernel: " + ds.DownWhy + ")"
-		}
-		where := ""
-		if d < len(r.Datastores) {
-			where = " (" + r.Datastores[d] + ")"
-		}
-		if ds.Renewed < 0 {
-			fmt.Fprintf(w, "datastore %d%s: %s, lease never renewed\n", d, where, state)
-		} else {
-			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
-		}
-	}
+	printDatastores(w, r)
 	if l := s.Local; l.Stalled {
 		fmt.Fprintf(w, "OWN STALL for %s, reading heartbeats %s late", dur(l.For), dur(l.Lag))
 		if l.NotPetting {
@@ -134,16 +121,7 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 	for _, b := range r.BMCs {
 		fmt.Fprintf(w, "BMC of %s (%s): %s\n", b.Host, b.Addr, bmcState(b))
 	}
-	if len(s.VMs) == 0 {
-		fmt.Fprintln(w, "VMs: none")
-	}
-	for _, v := range s.VMs {
-		fmt.Fprintf(w, "VM %s: %s (epoch %d)", v.Name, v.State, v.Epoch)
-		if v.Reason != "" {
-			fmt.Fprintf(w, ", %s", v.Reason)
-		}
-		fmt.Fprintln(w)
-	}
+	printVMs(w, r)
 	for _, k := range r.Keys {
 		use := "accepted"
 		if k.Signs {
@@ -252,4 +230,42 @@ func bmcState(b agentd.BMCStatus) string {
 		return fmt.Sprintf("ok (checked %s ago), cipher suite %d", dur(b.Since), b.Cipher)
 	}
 	return fmt.Sprintf("ok (checked %s ago)", dur(b.Since))
+}
+
+// printDatastores writes this host's view of each datastore.
+func printDatastores(w io.Writer, r *agentd.StatusReply) {
+	s := &r.Status
+	for d, ds := range s.Datastores {
+		state := "ok"
+		if ds.Failing {
+			state = "FAILING"
+		}
+		if ds.Down {
+			state = "DOWN (kernel: " + ds.DownWhy + ")"
+		}
+		where := ""
+		if d < len(r.Datastores) {
+			where = " (" + r.Datastores[d] + ")"
+		}
+		if ds.Renewed < 0 {
+			fmt.Fprintf(w, "datastore %d%s: %s, lease never renewed\n", d, where, state)
+		} else {
+			fmt.Fprintf(w, "datastore %d%s: %s, lease renewed %s ago\n", d, where, state, dur(ds.Renewed))
+		}
+	}
+}
+
+// printVMs writes the VMs this host runs or claims.
+func printVMs(w io.Writer, r *agentd.StatusReply) {
+	s := &r.Status
+	if len(s.VMs) == 0 {
+		fmt.Fprintln(w, "VMs: none")
+	}
+	for _, v := range s.VMs {
+		fmt.Fprintf(w, "VM %s: %s (epoch %d)", v.Name, v.State, v.Epoch)
+		if v.Reason != "" {
+			fmt.Fprintf(w, ", %s", v.Reason)
+		}
+		fmt.Fprintln(w)
+	}
 }
