@@ -10,7 +10,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vigil-ha/vigil/firmware/cli.Version=$(VERSION)
 SEEDS   ?= 5000
 
-.PHONY: build test verify generate demo bench fuzz deps lab-deps clean
+.PHONY: build test verify generate demo bench fuzz deps lab-deps qemu-deps image clean
 
 # Build-time features: Kconfig, resolved into .config by tools/kconfig;
 # each feature that is off adds its Go build tag (vigil_noebpf, ...).
@@ -34,17 +34,33 @@ deps:
 # ipmitool: installed from Debian when either is missing, as root only
 # (otherwise the root-only tests skip anyway).
 lab-deps:
-	@if command -v ipmi_sim >/dev/null && command -v ipmitool >/dev/null; then exit 0; fi; \
+	@if command -v ipmi_sim >/dev/null && command -v ipmitool >/dev/null && command -v kconfig-conf >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" -ne 0 ]; then \
 		echo "lab-deps: not root: skipping apt-get install openipmi ipmitool (the lab's BMC tests skip; 'vigil lab up' needs --no-bmc)"; \
 		exit 0; \
 	fi; \
-	echo "lab-deps: installing openipmi (ipmi_sim) and ipmitool"; \
-	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openipmi ipmitool
+	echo "lab-deps: installing openipmi (ipmi_sim), ipmitool and kconfig-frontends-nox (the Kconfig cross-check)"; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openipmi ipmitool kconfig-frontends-nox
 
 # The whole suite: unit, golden scenario and fuzz-seed tests, then the
 # simulator's invariant fuzzer over $(SEEDS) seeded fault schedules.
-test: deps lab-deps build
+# The firmware image's tests boot it in QEMU (software emulation): QEMU,
+# kmod's depmod and the Debian kernel, fetched once into
+# /var/cache/vigil-qemu (never the host's /boot). Root only, like lab-deps.
+qemu-deps:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "qemu-deps: not root: skipping QEMU and the kernel (the image tests skip)"; exit 0; fi; \
+	if ! command -v qemu-system-x86_64 >/dev/null || ! command -v depmod >/dev/null; then \
+		echo "qemu-deps: installing qemu-system-x86 and kmod"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 kmod; \
+	fi; \
+	$(GO) run ./tools/mkimage -kernel-only
+
+# The firmware image: bin/vigil in a u-root initramfs, with the modules of
+# the cached Debian kernel (see "The firmware image" in the README).
+image: qemu-deps build
+	$(GO) run ./tools/mkimage -vigil bin/vigil -o bin/vigil-initramfs.cpio
+
+test: deps lab-deps qemu-deps build
 	$(GO) test -count=1 ./...
 	@if ./bin/vigil features -tags | grep -q vigil_nosim; then echo "test: bin/vigil has no simulator (CONFIG_SIM is off in .config): its fuzzer does not run"; exit 0; fi; \
 	echo "./bin/vigil sim fuzz --seeds $(SEEDS)"; ./bin/vigil sim fuzz --seeds $(SEEDS)

@@ -55,11 +55,15 @@ func Run(ctx context.Context, o Options) error {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(o.Log, "vigil boot: [%7.3f] %s\r\n", uptime(), fmt.Sprintf(format, a...))
 	}
-	n, errs := LoadModules(o.Modules)
-	for _, err := range errs {
-		logf("%v", err)
+	if _, err := os.Stat(o.Modules); err == nil {
+		n, errs := LoadModules(o.Modules)
+		for _, err := range errs {
+			logf("%v", err)
+		}
+		logf("modules loaded: %d", n)
+	} else {
+		logf("no %s: the modules are loaded already", o.Modules)
 	}
-	logf("modules loaded: %d", n)
 	// The console starts first: whatever goes wrong next, an operator can
 	// look.
 	go supervise(ctx, logf, "console", o.Exe, []string{"console", "--tty", o.TTY})
@@ -100,6 +104,12 @@ func configure(o Options, logf func(string, ...any)) ([]string, error) {
 		disk.Source = "disk " + dev
 	}
 	s := Merge(cmd, disk)
+	if s.Config == nil || s.Key == nil || s.Host == "" {
+		// A cluster baked into the image: the lowest priority.
+		if dir, err := ReadConfigDir(o.Etc); err == nil {
+			s = Merge(s, dir)
+		}
+	}
 	if err := s.Check(); err != nil {
 		return nil, err
 	}

@@ -18,7 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -188,12 +189,21 @@ func (s Settings) Check() error {
 	return nil
 }
 
-// sortedKeys is m's keys in order.
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+// ReadConfigDir reads a cluster baked into the image: dir's cluster.toml,
+// cluster.key and host files, as a config disk holds them.
+func ReadConfigDir(dir string) (Settings, error) {
+	var s Settings
+	var err error
+	if s.Config, err = os.ReadFile(filepath.Join(dir, diskCluster)); err != nil {
+		return Settings{}, err
 	}
-	sort.Strings(ks)
-	return ks
+	if s.Key, err = os.ReadFile(filepath.Join(dir, diskKey)); err != nil {
+		return Settings{}, err
+	}
+	h, err := os.ReadFile(filepath.Join(dir, diskHost))
+	if err != nil {
+		return Settings{}, err
+	}
+	s.Host, s.Source = strings.TrimSpace(string(h)), dir
+	return s, nil
 }

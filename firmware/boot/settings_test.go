@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -92,5 +94,19 @@ func TestMergeAndCheck(t *testing.T) {
 	err := Settings{Host: "h1"}.Check()
 	if err == nil || !strings.Contains(err.Error(), "cluster file") || !strings.Contains(err.Error(), "cluster key") {
 		t.Fatalf("Check = %v, want the missing cluster file and key named", err)
+	}
+}
+
+func TestReadConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadConfigDir(dir); err == nil {
+		t.Fatal("an empty folder has no cluster")
+	}
+	os.WriteFile(filepath.Join(dir, "cluster.toml"), []byte("c"), 0o644)
+	os.WriteFile(filepath.Join(dir, "cluster.key"), []byte("k"), 0o600)
+	os.WriteFile(filepath.Join(dir, "host"), []byte("h4\n"), 0o644)
+	s, err := ReadConfigDir(dir)
+	if err != nil || s.Host != "h4" || string(s.Config) != "c" || string(s.Key) != "k" || s.Source != dir {
+		t.Fatalf("ReadConfigDir = %+v, %v", s, err)
 	}
 }

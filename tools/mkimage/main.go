@@ -21,6 +21,7 @@ func main() {
 	cache := flag.String("cache", image.Cache(), "the kernel cache")
 	vigil := flag.String("vigil", "bin/vigil", "the static vigil binary to put in")
 	modules := flag.String("modules", strings.Join(image.DefaultModules, ","), "kernel modules (with their dependencies)")
+	kernelOnly := flag.Bool("kernel-only", false, "only fetch the kernel into the cache")
 	flag.Parse()
 	ctx := context.Background()
 	start := time.Now()
@@ -28,6 +29,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkimage:", err)
 		os.Exit(1)
+	}
+	if *kernelOnly {
+		fmt.Printf("kernel: %s (modules %s)\n", k.Vmlinux, k.Modules)
+		return
 	}
 	if err := image.Build(ctx, image.Options{Out: *out, Kernel: k, Vigil: *vigil, Modules: strings.Split(*modules, ",")}); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimage:", err)
