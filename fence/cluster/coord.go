@@ -169,6 +169,7 @@ func (c *coordinator) fenceTick(now time.Duration) {
 		}
 		if c.fences[h] != nil && inc != c.fenceInc[h] {
 			c.fenceAbandoned(now, h, fmt.Sprintf("%s restarted (incarnation %d) before its fence was proven", n.name(h), inc))
+			c.endFence(h)
 			c.fences[h], c.proven[h] = nil, nil // a new life: the old fence is moot
 		}
 		f := c.fences[h]
@@ -176,6 +177,7 @@ func (c *coordinator) fenceTick(now time.Duration) {
 			if f != nil && f.State() != fence.Proven {
 				n.logf(slog.LevelInfo, "fence", "%s is %s again: fence abandoned", n.name(h), p.verdict)
 				c.fenceAbandoned(now, h, fmt.Sprintf("%s is %s again", n.name(h), p.verdict))
+				c.endFence(h)
 				c.fences[h] = nil
 			}
 			continue
@@ -278,6 +280,7 @@ func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
 		pr.Detail = fmt.Sprintf("lease counter %d still, and W+margin=%s past both its lease and its network quorum", ctr, ms(t.WatchdogTimeout+t.Margin))
 	}
 	c.proven[h] = &pr
+	c.endFence(h)
 	c.fenceProven(now, h, pr)
 	c.proofs = append(c.proofs, pr)
 	if len(c.proofs) > 8 {
@@ -286,6 +289,17 @@ func (c *coordinator) stepFence(now time.Duration, h int, r *fence.Reply) {
 	n.logf(slog.LevelWarn, "fence", "fenced %s in %s: %s (%s)", n.name(h), ms(now-f.Started()), pr.Kind, pr.Detail)
 	c.dirty = true
 	n.bump()
+}
+
+// endFence drops the BMC requests of h's fence that have not gone out:
+// once the fence is proven by its lease or abandoned, none of them may
+// power h off any more. A fence that never used the BMC has none, and one
+// the BMC proved has its last answer.
+func (c *coordinator) endFence(h int) {
+	f := c.fences[h]
+	if f != nil && len(f.Attempts()) > 0 && (f.State() != fence.Proven || f.Method() != fence.BMC) {
+		c.n.emit(BMC{Host: h, Op: BMCCancel})
+	}
 }
 
 func (c *coordinator) bmcReplied(now time.Duration, e BMCReplied) {

@@ -200,3 +200,60 @@ func TestIncidentAttemptsCapped(t *testing.T) {
 			x.Fence.Attempts[0], x.Fence.Attempts[len(x.Fence.Attempts)-1], maxAttempts, len(f.Attempts()))
 	}
 }
+
+// cancels lists the BMCCancel requests for host h in reqs, and whether a
+// power-off for h came before the first of them.
+func cancels(reqs []BMC, h int) (n int, offBefore bool) {
+	off := false
+	for _, r := range reqs {
+		switch {
+		case r.Host != h:
+		case r.Op == BMCPowerOff && n == 0:
+			off = true
+		case r.Op == BMCCancel:
+			if n == 0 {
+				offBefore = off
+			}
+			n++
+		}
+	}
+	return n, offBefore
+}
+
+// TestFenceEndDropsBMCRequests: a fence that sent a power-off to a BMC that
+// never answers drops what it queued once it ends, whether abandoned (the
+// host is heard again) or proven by the lease; a fence the BMC proved, or
+// one without a BMC, has nothing to drop.
+func TestFenceEndDropsBMCRequests(t *testing.T) {
+	b := incidentBench(t, 1, true) // a BMC that never answers
+	b.run(9*time.Second, 1)
+	if n, _ := cancels(b.bmcReqs, 2); n != 0 {
+		t.Fatalf("%d cancels while the fence runs", n)
+	}
+	b.run(12*time.Second, 1, 2) // h3 is heard again: abandoned
+	if n, off := cancels(b.bmcReqs, 2); n != 1 || !off {
+		t.Errorf("abandoned fence: %d cancels, a power-off before: %v; want 1 after the power-off (%+v)", n, off, b.bmcReqs)
+	}
+
+	b = incidentBench(t, 1, true)
+	b.run(30*time.Second, 1) // h3 stays silent: the lease proves the fence
+	x := versions(t, b.incidents)
+	if x.Proof.Kind != ProofLease {
+		t.Fatalf("proof %s; want the lease", x.Proof.Kind)
+	}
+	if n, off := cancels(b.bmcReqs, 2); n != 1 || !off {
+		t.Errorf("fence proven by the lease: %d cancels, a power-off before: %v; want 1 after the power-off (%+v)", n, off, b.bmcReqs)
+	}
+
+	b = incidentBench(t, 1, true)
+	b.bmcOff = true
+	b.run(20*time.Second, 1)
+	if n, _ := cancels(b.bmcReqs, 2); n != 0 {
+		t.Errorf("fence proven by the BMC: %d cancels; want none", n)
+	}
+	b = incidentBench(t, 1, false)
+	b.run(30*time.Second, 1)
+	if len(b.bmcReqs) != 0 {
+		t.Errorf("fence without a BMC: requests %+v; want none", b.bmcReqs)
+	}
+}

@@ -42,6 +42,7 @@ type bench struct {
 
 	incidents []*Incident // every RecordIncident, in order
 	bmcOff    bool        // answer BMC requests: power-off done, power reads off
+	bmcReqs   []BMC       // every BMC request, cancels included
 	vmOK      bool        // answer VM starts: running
 }
 
@@ -82,7 +83,8 @@ func (b *bench) step(ev Event) {
 					}
 				}
 			case BMC:
-				if b.bmcOff {
+				b.bmcReqs = append(b.bmcReqs, x)
+				if b.bmcOff && x.Op != BMCCancel {
 					queue = append(queue, BMCReplied{Host: x.Host, Op: x.Op})
 				}
 			case RecordIncident:

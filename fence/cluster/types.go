@@ -208,6 +208,12 @@ type BMCOp uint8
 const (
 	BMCPowerOff BMCOp = iota + 1
 	BMCStatus
+	// BMCCancel drops every request to the host's BMC that has not gone
+	// out yet: the fence that asked for them ended (proven, or abandoned
+	// because the host came back). It has no reply. Without it a power-off
+	// queued behind an unreachable BMC would go out once the BMC answers
+	// again, and power off a host that has since rebooted and rejoined.
+	BMCCancel
 )
 
 // VMOp is a hypervisor request.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-ha/vigil/drivers/ipmi"
@@ -64,6 +65,9 @@ type bmcConn struct {
 
 	mu sync.Mutex // one request at a time
 	c  ipmi.BMC
+	// cancelled counts the core's BMCCancel requests: a request made
+	// before the latest one, still waiting for mu, is dropped unsent.
+	cancelled atomic.Uint64
 
 	hmu    sync.Mutex
 	health BMCStatus
@@ -101,26 +105,36 @@ func (d *daemon) openBMCs(dial DialBMC) {
 // there is no session; after an error the session is dropped, and the
 // next request dials again.
 func (b *bmcConn) do(ctx context.Context, f func(context.Context, ipmi.BMC) error) error {
+	_, err := b.doUnless(ctx, nil, f)
+	return err
+}
+
+// doUnless is do, unless stale (nil: never) reports true once the request
+// has its turn: then nothing is sent and dropped is true.
+func (b *bmcConn) doUnless(ctx context.Context, stale func() bool, f func(context.Context, ipmi.BMC) error) (dropped bool, err error) {
 	if b.credErr != nil {
-		return b.credErr
+		return false, b.credErr
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if stale != nil && stale() {
+		return true, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, bmcRequestTimeout)
 	defer cancel()
 	if b.c == nil {
 		c, err := b.dial(ctx, b.addr, b.cred)
 		if err != nil {
-			return fmt.Errorf("BMC of %s (%s): %w", b.name, b.addr, err)
+			return false, fmt.Errorf("BMC of %s (%s): %w", b.name, b.addr, err)
 		}
 		b.c = c
 	}
 	if err := f(ctx, b.c); err != nil {
 		b.c.Close()
 		b.c = nil
-		return fmt.Errorf("BMC of %s (%s): %w", b.name, b.addr, err)
+		return false, fmt.Errorf("BMC of %s (%s): %w", b.name, b.addr, err)
 	}
-	return nil
+	return false, nil
 }
 
 // close ends the session, if any.
@@ -162,6 +176,9 @@ func (d *daemon) bmcRequest(host int, op cluster.BMCOp) {
 		b = d.bmcs[host]
 	}
 	if b == nil {
+		if op == cluster.BMCCancel {
+			return // nothing was sent, so nothing waits
+		}
 		name := fmt.Sprintf("host %d", host)
 		if host >= 0 && host < len(d.cfg.Hosts) {
 			name = d.cfg.Hosts[host].Name
@@ -169,9 +186,16 @@ func (d *daemon) bmcRequest(host int, op cluster.BMCOp) {
 		d.post(cluster.BMCReplied{Host: host, Op: op, Err: fmt.Errorf("no BMC configured for %s", name)})
 		return
 	}
+	if op == cluster.BMCCancel {
+		b.cancelled.Add(1)
+		return
+	}
+	gen := b.cancelled.Load()
 	go func() {
 		var on bool
-		err := b.do(context.Background(), func(ctx context.Context, c ipmi.BMC) error {
+		// Dropped when its fence ended while it waited for its turn.
+		stale := func() bool { return b.cancelled.Load() != gen }
+		dropped, err := b.doUnless(context.Background(), stale, func(ctx context.Context, c ipmi.BMC) error {
 			switch op {
 			case cluster.BMCPowerOff:
 				return c.PowerOff(ctx)
@@ -182,6 +206,10 @@ func (d *daemon) bmcRequest(host int, op cluster.BMCOp) {
 			}
 			return fmt.Errorf("unknown BMC request %d", op)
 		})
+		if dropped {
+			d.log.Info("BMC request dropped unsent: the fence that asked for it ended", "component", "fence", "host", b.name, "request", bmcOpName(op))
+			return
+		}
 		d.noteBMC(b, err, nil)
 		d.post(cluster.BMCReplied{Host: host, Op: op, On: on, Err: err})
 	}()
@@ -293,4 +321,16 @@ func (d *daemon) closeBMCs() {
 			b.close()
 		}
 	}
+}
+
+func bmcOpName(op cluster.BMCOp) string {
+	switch op {
+	case cluster.BMCPowerOff:
+		return "power-off"
+	case cluster.BMCStatus:
+		return "power-status"
+	case cluster.BMCCancel:
+		return "cancel"
+	}
+	return fmt.Sprintf("op %d", op)
 }

@@ -214,3 +214,54 @@ func TestBMCProbes(t *testing.T) {
 		t.Error("a probe under an ended context went on")
 	}
 }
+
+// lineWriter sends every log line written to it.
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w <- string(p)
+	return len(p), nil
+}
+
+// TestBMCCancelDropsQueued: a power-off that waits for its turn behind
+// another exchange with the same BMC is dropped unsent when its fence ends
+// meanwhile (BMCCancel), and answers nothing; a request made after the
+// cancel goes out as usual.
+func TestBMCCancelDropsQueued(t *testing.T) {
+	r := newBMCRig(t)
+	lines := make(lineWriter, 16)
+	r.d.log = slog.New(slog.NewTextHandler(lines, nil))
+	b := r.d.bmcs[1]
+	b.mu.Lock() // an exchange in progress: the next request waits
+	r.d.bmcRequest(1, cluster.BMCPowerOff)
+	r.d.bmcRequest(1, cluster.BMCCancel)
+	b.mu.Unlock()
+	if l := <-lines; !strings.Contains(l, "BMC request dropped unsent") || !strings.Contains(l, "request=power-off") || !strings.Contains(l, "host=h2") {
+		t.Fatalf("logged %q; want the power-off dropped", l)
+	}
+	select {
+	case ev := <-r.d.events:
+		t.Fatalf("a dropped request answered: %+v", ev)
+	default:
+	}
+	if r.dials["10.9.0.2:623"] != 0 {
+		t.Fatal("the BMC was dialled for a dropped request")
+	}
+	r.d.bmcRequest(1, cluster.BMCStatus)
+	if rep := r.reply(t); rep.Err != nil || !rep.On || rep.Op != cluster.BMCStatus {
+		t.Fatalf("status after the cancel: %+v; want on, answered", rep)
+	}
+	r.d.bmcRequest(1, cluster.BMCPowerOff)
+	if rep := r.reply(t); rep.Err != nil || rep.Op != cluster.BMCPowerOff {
+		t.Fatalf("a power-off after the cancel: %+v", rep)
+	}
+	if r.fakes["10.9.0.2:623"].On() {
+		t.Fatal("a power-off made after the cancel was not carried out")
+	}
+	r.d.bmcRequest(4, cluster.BMCCancel) // no BMC: nothing to drop, no answer
+	select {
+	case ev := <-r.d.events:
+		t.Fatalf("a cancel for a host without a BMC answered: %+v", ev)
+	default:
+	}
+}

@@ -75,6 +75,9 @@ func (e *hostEnv) BMC(target int, op cluster.BMCOp) {
 		w.logf(slog.LevelError, h.name, "sim", "BMC request for unknown host "+itoa(target))
 		return
 	}
+	if op == cluster.BMCCancel {
+		return // the simulated BMC takes every request at once: none waits to be dropped
+	}
 	t := w.hosts[target]
 	switch {
 	case !t.spec.BMC:

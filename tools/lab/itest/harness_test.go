@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigil-ha/vigil/firmware/agentd"
 	"github.com/vigil-ha/vigil/tools/lab"
 	"github.com/vigil-ha/vigil/tools/lab/demo"
@@ -101,6 +103,7 @@ func newClusterWith(t testing.TB, o lab.Options) *cluster {
 }
 
 func (c *cluster) dumpLogs() {
+	c.dumpStuckAgents()
 	for _, h := range c.hosts {
 		data, _ := os.ReadFile(filepath.Join(c.l.Dir(), h, "agent.log"))
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
@@ -111,6 +114,38 @@ func (c *cluster) dumpLogs() {
 	}
 	if data, err := os.ReadFile(filepath.Join(c.l.Dir(), "supervisor.log")); err == nil {
 		c.t.Logf("--- supervisor.log\n%s", data)
+	}
+}
+
+// dumpStuckAgents says which hosts are off and who switched them off, and
+// has every running agent that does not answer its API print its
+// goroutines into its log (SIGQUIT), so that a failed test shows where
+// such an agent waits.
+func (c *cluster) dumpStuckAgents() {
+	st, err := c.l.Status()
+	if err != nil {
+		c.t.Logf("lab status: %v", err)
+		return
+	}
+	var quit []int // pidfds of the agents told to dump
+	for _, h := range st.Hosts {
+		if !h.AgentRunning || h.AgentPID <= 0 {
+			c.t.Logf("%s: power %s (off by %q), agent PID %d not running", h.Name, h.Power, h.OffBy, h.AgentPID)
+			continue
+		}
+		if _, err := c.status(h.Name); err != nil {
+			c.t.Logf("%s's agent (PID %d) does not answer its API (%v): dumping its goroutines into its log", h.Name, h.AgentPID, err)
+			fd, err := unix.PidfdOpen(h.AgentPID, 0)
+			if err == nil && unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0) == nil {
+				quit = append(quit, fd)
+			}
+		}
+	}
+	for _, fd := range quit {
+		// A pidfd polls readable once its process exited: the runtime has
+		// written its dump by then.
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 2000)
+		unix.Close(fd)
 	}
 }
 
