@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -156,4 +157,10 @@ func TestNetworkStandIn(t *testing.T) {
 		!bytes.Equal(rep[28:32], []byte{10, 99, 0, 2}) || !bytes.Equal(rep[32:38], asker) || !bytes.Equal(rep[38:42], []byte{10, 99, 0, 1}) {
 		t.Errorf("ARP reply = % x, want a reply to %v saying who has 10.99.0.2", rep, asker)
 	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

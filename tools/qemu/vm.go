@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-ha/vigil/drivers/hv/qemu/qmp"
 )
 
 // DefaultBinary is the QEMU system emulator Start runs.
@@ -91,7 +93,7 @@ type VM struct {
 	// Serial is the VM's serial port (ttyS0).
 	Serial *Serial
 	// QMP is the VM's monitor.
-	QMP *QMP
+	QMP *qmp.Client
 
 	log     *slog.Logger
 	cmd     *exec.Cmd
@@ -264,11 +266,11 @@ func Start(ctx context.Context, o Options) (*VM, error) {
 		case <-dctx.Done():
 		}
 	}()
-	if v.serial, err = dialUnix(dctx, filepath.Join(v.Dir, "serial.sock")); err != nil {
+	if v.serial, err = qmp.DialUnix(dctx, filepath.Join(v.Dir, "serial.sock")); err != nil {
 		return nil, v.startFailed("connect to the serial port", err)
 	}
 	v.Serial = NewSerial(v.serial, v.Started)
-	if v.QMP, err = DialQMP(dctx, filepath.Join(v.Dir, "qmp.sock")); err != nil {
+	if v.QMP, err = qmp.Dial(dctx, filepath.Join(v.Dir, "qmp.sock")); err != nil {
 		return nil, v.startFailed("connect to the monitor", err)
 	}
 	return v, nil

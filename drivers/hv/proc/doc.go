@@ -19,6 +19,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
 
 	"github.com/vigil-ha/vigil/drivers/hv"
@@ -26,6 +27,20 @@ import (
 
 // VM is a lab VM's definition: hv.VM.
 type VM = hv.VM
+
+// Options run another VM program than vigil lab-vm under the same
+// supervision (pidfiles, pidfds, adoption after an agent restart): the
+// QEMU driver runs QEMU this way.
+type Options struct {
+	// Command returns the unstarted command that runs vm; nil runs
+	// `exe lab-vm`. Its standard output and error, working folder and
+	// session are set by the hypervisor.
+	Command func(vm VM) (*exec.Cmd, error)
+	// Shutdown asks the VM of name, process pid, to shut down by itself
+	// (an ACPI power button); nil sends SIGTERM. On an error Stop sends
+	// SIGTERM instead.
+	Shutdown func(name string, pid int) error
+}
 
 // ErrClosed is wrapped by the errors of calls after Close.
 var ErrClosed = errors.New("process hypervisor is closed")

@@ -21,6 +21,7 @@ import (
 type Hypervisor struct {
 	dir    string
 	exe    string
+	opts   Options
 	onExit func(name string)
 	quit   chan struct{} // closed by Close
 	wg     sync.WaitGroup
@@ -117,15 +118,23 @@ func (h *Hypervisor) gone(w *watch) bool {
 // VM exits without Stop or Kill having been asked; it may call Start but not
 // Close.
 func New(dir, exe string, onExit func(name string)) (*Hypervisor, error) {
-	if fi, err := os.Stat(exe); err != nil {
-		return nil, fmt.Errorf("proc: VM program: %w (give the vigil binary's path)", err)
-	} else if fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("proc: VM program %s is not an executable file: give the vigil binary's path", exe)
+	return NewWith(dir, exe, Options{}, onExit)
+}
+
+// NewWith is New for the VM program and shutdown of o; exe is only
+// checked when o.Command is nil.
+func NewWith(dir, exe string, o Options, onExit func(name string)) (*Hypervisor, error) {
+	if o.Command == nil { // else the command names its own program
+		if fi, err := os.Stat(exe); err != nil {
+			return nil, fmt.Errorf("proc: VM program: %w (give the vigil binary's path)", err)
+		} else if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("proc: VM program %s is not an executable file: give the vigil binary's path", exe)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("proc: VM folder: %w (give a writable folder)", err)
 	}
-	h := &Hypervisor{dir: dir, exe: exe, onExit: onExit, quit: make(chan struct{}), vms: map[string]*watch{}}
+	h := &Hypervisor{dir: dir, exe: exe, opts: o, onExit: onExit, quit: make(chan struct{}), vms: map[string]*watch{}}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.scan(); err != nil {
@@ -158,8 +167,16 @@ func (h *Hypervisor) spawn(vm VM) error {
 	if err != nil {
 		return fmt.Errorf("proc: start VM %s: log: %w", vm.Name, err)
 	}
-	cmd := exec.Command(h.exe, "lab-vm", "--name", vm.Name,
-		"--cpu", strconv.Itoa(vm.CPU), "--memory-mib", strconv.Itoa(vm.MemoryMiB))
+	var cmd *exec.Cmd
+	if h.opts.Command != nil {
+		if cmd, err = h.opts.Command(vm); err != nil {
+			log.Close()
+			return fmt.Errorf("proc: start VM %s: %w", vm.Name, err)
+		}
+	} else {
+		cmd = exec.Command(h.exe, "lab-vm", "--name", vm.Name,
+			"--cpu", strconv.Itoa(vm.CPU), "--memory-mib", strconv.Itoa(vm.MemoryMiB))
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = "/"
 	pidfd := -1
@@ -203,7 +220,8 @@ func (h *Hypervisor) spawn(vm VM) error {
 	return nil
 }
 
-// Stop sends the VM SIGTERM, then SIGKILL if it still runs after timeout,
+// Stop asks the VM to shut down (Options.Shutdown, or SIGTERM), then sends
+// SIGKILL if it still runs after timeout,
 // waits for it to exit and removes its pidfile. A VM that does not run is
 // already stopped.
 func (h *Hypervisor) Stop(name string, timeout time.Duration) error {
@@ -236,8 +254,14 @@ func (h *Hypervisor) end(name, op string, sig syscall.Signal, timeout time.Durat
 	h.mu.Unlock()
 
 	fail := func(err error) error { return fmt.Errorf("proc: %s VM %s (pid %d): %w", op, name, w.id.PID, err) }
-	if err := w.signal(sig); err != nil {
-		return fail(err)
+	asked := false
+	if sig == syscall.SIGTERM && h.opts.Shutdown != nil {
+		asked = h.opts.Shutdown(name, w.id.PID) == nil // else SIGTERM
+	}
+	if !asked {
+		if err := w.signal(sig); err != nil {
+			return fail(err)
+		}
 	}
 	// exited waits up to d for the VM to exit.
 	exited := func(d time.Duration) (bool, error) {

@@ -13,6 +13,11 @@ func New(dir, exe string, onExit func(name string)) (*Hypervisor, error) {
 	return nil, errUnsupported
 }
 
+// NewWith fails: the process hypervisor works on Linux only, in a build with CONFIG_HV_PROC.
+func NewWith(dir, exe string, o Options, onExit func(name string)) (*Hypervisor, error) {
+	return nil, errUnsupported
+}
+
 // Start fails: the process hypervisor works on Linux only, in a build with CONFIG_HV_PROC.
 func (h *Hypervisor) Start(vm VM) error { return errUnsupported }
 

@@ -374,3 +374,72 @@ func TestNewErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNewWith: a hypervisor with its own VM command and shutdown runs the
+// command under the same supervision, asks Shutdown first on Stop, and
+// falls back to SIGTERM when Shutdown fails.
+func TestNewWith(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	type asked struct {
+		name string
+		pid  int
+	}
+	shut := make(chan asked, 4)
+	o := Options{
+		Command: func(vm VM) (*exec.Cmd, error) {
+			if vm.Name == "refused" {
+				return nil, errors.New("no definition for refused")
+			}
+			return exec.Command(exe, "lab-vm", "--name", vm.Name, "--cpu", "7", "--memory-mib", "9"), nil
+		},
+		Shutdown: func(name string, pid int) error {
+			shut <- asked{name, pid}
+			if name == "nobutton" {
+				return errors.New("no ACPI button")
+			}
+			return syscall.Kill(pid, syscall.SIGINT) // the VM's own way down
+		},
+	}
+	h, err := NewWith(dir, "/nonexistent", o, nil)
+	if err != nil {
+		t.Fatalf("NewWith with a command needs no exe: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.Start(VM{Name: "refused", CPU: 1, MemoryMiB: 1}); err == nil || !strings.Contains(err.Error(), "no definition for refused") {
+		t.Fatalf("Start with a failing command: %v", err)
+	}
+	r := &rig{t: t, dir: dir, h: h}
+	for _, name := range []string{"web1", "nobutton"} {
+		if err := h.Start(VM{Name: name, CPU: 1, MemoryMiB: 64}); err != nil {
+			t.Fatal(err)
+		}
+		r.wait(name + " ready")
+		id := r.pidfile(name)
+		log, err := os.ReadFile(filepath.Join(dir, name+".log"))
+		if err != nil || !strings.Contains(string(log), "lab-vm "+name+": --cpu 7 --memory-mib 9") {
+			t.Fatalf("%s's log %q (%v): want the command's arguments", name, log, err)
+		}
+		if err := h.Stop(name, failsafe); err != nil {
+			t.Fatal(err)
+		}
+		if a := <-shut; a != (asked{name, id.PID}) {
+			t.Fatalf("Shutdown(%s, %d); want (%s, %d)", a.name, a.pid, name, id.PID)
+		}
+		r.wait(name + " term") // SIGINT from Shutdown, or the SIGTERM fallback
+		if !gone(id) {
+			t.Fatalf("%s still runs", name)
+		}
+	}
+	if err := h.Kill("web1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-shut:
+		t.Fatalf("Shutdown(%s) on a kill of a stopped VM", a.name)
+	default:
+	}
+}

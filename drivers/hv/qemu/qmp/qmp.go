@@ -1,4 +1,12 @@
-package qemu
+// Package qmp is a client of the QEMU Machine Protocol over QEMU's QMP
+// unix socket: the handshake, commands answered in any order, and QEMU's
+// asynchronous events (SHUTDOWN, RESET, WATCHDOG, GUEST_PANICKED, ...).
+//
+//	q, err := qmp.Dial(ctx, "/run/vigil/vms/web1/qmp.sock")
+//	ret, err := q.Execute(ctx, "query-status", nil)
+//	q.OnEvent(func(e qmp.Event) { ... })
+//	ev, err := q.WaitEvent(ctx, "SHUTDOWN", time.Time{})
+package qmp
 
 import (
 	"bufio"
@@ -12,19 +20,19 @@ import (
 	"time"
 )
 
-// ErrQMPClosed is returned by calls on a QMP connection that QEMU closed
+// ErrClosed is returned by calls on a QMP connection that QEMU closed
 // (it exited) or that Close closed.
-var ErrQMPClosed = errors.New("qmp: connection closed")
+var ErrClosed = errors.New("qmp: connection closed")
 
-// QMPError is an error reply of QEMU to a command: Class is QEMU's error
+// Error is an error reply of QEMU to a command: Class is QEMU's error
 // class (GenericError, DeviceNotFound, CommandNotFound, ...).
-type QMPError struct {
+type Error struct {
 	Command string
 	Class   string
 	Desc    string
 }
 
-func (e *QMPError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("qmp %s: %s: %s", e.Command, e.Class, e.Desc)
 }
 
@@ -41,13 +49,13 @@ type Event struct {
 	Received time.Time
 }
 
-// QMP is a client of the QEMU Machine Protocol: one connection, commands
-// with ids answered in any order, and a log of every event.
+// Client is one QMP connection: commands with ids answered in any order,
+// the last maxEvents events, and an optional callback for each event.
 //
-//	q, err := qemu.DialQMP(ctx, "/tmp/vm/qmp.sock")
+//	q, err := qmp.Dial(ctx, "/tmp/vm/qmp.sock")
 //	_, err = q.Execute(ctx, "device_del", map[string]any{"id": "ds0"})
 //	ev, err := q.WaitEvent(ctx, "WATCHDOG", removed)
-type QMP struct {
+type Client struct {
 	conn net.Conn
 	// Version is QEMU's version from the greeting, like "7.2.22".
 	Version string
@@ -56,14 +64,15 @@ type QMP struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[string]chan qmpReply
+	pending map[string]chan reply
 	events  []Event
+	onEvent func(Event)
 	changed chan struct{} // closed and replaced when events grow or the connection ends
 	err     error         // why the connection ended
 	done    chan struct{}
 }
 
-type qmpReply struct {
+type reply struct {
 	Return json.RawMessage `json:"return"`
 	Error  *struct {
 		Class string `json:"class"`
@@ -71,8 +80,8 @@ type qmpReply struct {
 	} `json:"error"`
 }
 
-// qmpMessage is any message QEMU sends: a greeting, a reply or an event.
-type qmpMessage struct {
+// message is any message QEMU sends: a greeting, a reply or an event.
+type message struct {
 	QMP *struct {
 		Version struct {
 			QEMU struct {
@@ -89,17 +98,17 @@ type qmpMessage struct {
 		Seconds      int64 `json:"seconds"`
 		Microseconds int64 `json:"microseconds"`
 	} `json:"timestamp"`
-	qmpReply
+	reply
 }
 
-// DialQMP connects to QEMU's QMP unix socket at path, retrying until it
+// Dial connects to QEMU's QMP unix socket at path, retrying until it
 // accepts or ctx ends, reads the greeting and enters command mode.
-func DialQMP(ctx context.Context, path string) (*QMP, error) {
-	conn, err := dialUnix(ctx, path)
+func Dial(ctx context.Context, path string) (*Client, error) {
+	conn, err := DialUnix(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("qmp: connect %s: %w", path, err)
 	}
-	q, err := NewQMP(ctx, conn)
+	q, err := New(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -107,10 +116,10 @@ func DialQMP(ctx context.Context, path string) (*QMP, error) {
 	return q, nil
 }
 
-// NewQMP runs the QMP handshake on conn (greeting, qmp_capabilities) and
+// New runs the QMP handshake on conn (greeting, qmp_capabilities) and
 // starts reading replies and events from it.
-func NewQMP(ctx context.Context, conn net.Conn) (*QMP, error) {
-	q := &QMP{conn: conn, pending: map[string]chan qmpReply{}, changed: make(chan struct{}), done: make(chan struct{})}
+func New(ctx context.Context, conn net.Conn) (*Client, error) {
+	q := &Client{conn: conn, pending: map[string]chan reply{}, changed: make(chan struct{}), done: make(chan struct{})}
 	r := bufio.NewReader(conn)
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetReadDeadline(dl)
@@ -120,7 +129,7 @@ func NewQMP(ctx context.Context, conn net.Conn) (*QMP, error) {
 		return nil, fmt.Errorf("qmp: read the greeting: %w", err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	var g qmpMessage
+	var g message
 	if err := json.Unmarshal(line, &g); err != nil || g.QMP == nil {
 		return nil, fmt.Errorf("qmp: not a QMP greeting: %.100q", line)
 	}
@@ -136,7 +145,7 @@ func NewQMP(ctx context.Context, conn net.Conn) (*QMP, error) {
 
 // read delivers replies to their callers and logs events until the
 // connection ends.
-func (q *QMP) read(r *bufio.Reader) {
+func (q *Client) read(r *bufio.Reader) {
 	var err error
 	for {
 		var line []byte
@@ -144,31 +153,38 @@ func (q *QMP) read(r *bufio.Reader) {
 		if err != nil {
 			break
 		}
-		var m qmpMessage
+		var m message
 		if json.Unmarshal(line, &m) != nil {
 			continue // not a message: QEMU only sends JSON objects
 		}
 		q.mu.Lock()
 		switch {
 		case m.Event != "":
-			q.events = append(q.events, Event{
+			e := Event{
 				Name:     m.Event,
 				Data:     m.Data,
 				Time:     time.Unix(m.Timestamp.Seconds, m.Timestamp.Microseconds*1000),
 				Received: time.Now(),
-			})
+			}
+			if len(q.events) == maxEvents {
+				q.events = append(q.events[:0], q.events[maxEvents/2:]...)
+			}
+			q.events = append(q.events, e)
 			close(q.changed)
 			q.changed = make(chan struct{})
+			if q.onEvent != nil {
+				q.onEvent(e) // in order, on the reading goroutine
+			}
 		case len(m.ID) > 0:
 			if ch, ok := q.pending[string(m.ID)]; ok {
 				delete(q.pending, string(m.ID))
-				ch <- m.qmpReply
+				ch <- m.reply
 			}
 		}
 		q.mu.Unlock()
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		err = ErrQMPClosed
+		err = ErrClosed
 	}
 	q.mu.Lock()
 	q.err = err
@@ -183,8 +199,8 @@ func (q *QMP) read(r *bufio.Reader) {
 
 // Execute runs command with args (nil for none; a struct or a map that
 // encodes to a JSON object) and returns its "return" value. An error reply
-// is a *QMPError.
-func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+// is a *Error.
+func (q *Client) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
 	q.mu.Lock()
 	if q.err != nil {
 		q.mu.Unlock()
@@ -192,7 +208,7 @@ func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMe
 	}
 	q.nextID++
 	id := fmt.Sprintf(`"c%d"`, q.nextID)
-	ch := make(chan qmpReply, 1)
+	ch := make(chan reply, 1)
 	q.pending[id] = ch
 	q.mu.Unlock()
 
@@ -215,10 +231,10 @@ func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMe
 	select {
 	case rep, ok := <-ch:
 		if !ok {
-			return nil, fmt.Errorf("qmp %s: %w", command, ErrQMPClosed)
+			return nil, fmt.Errorf("qmp %s: %w", command, ErrClosed)
 		}
 		if rep.Error != nil {
-			return nil, &QMPError{Command: command, Class: rep.Error.Class, Desc: rep.Error.Desc}
+			return nil, &Error{Command: command, Class: rep.Error.Class, Desc: rep.Error.Desc}
 		}
 		return rep.Return, nil
 	case <-ctx.Done():
@@ -227,14 +243,28 @@ func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMe
 	}
 }
 
-func (q *QMP) forget(id string) {
+func (q *Client) forget(id string) {
 	q.mu.Lock()
 	delete(q.pending, id)
 	q.mu.Unlock()
 }
 
-// Events returns every event received so far, oldest first.
-func (q *QMP) Events() []Event {
+// maxEvents bounds the events a client keeps: past it, the older half is
+// forgotten.
+const maxEvents = 1024
+
+// OnEvent has f called with every event received from now on, in order,
+// on the goroutine that reads the connection: f must not block, nor call
+// the client.
+func (q *Client) OnEvent(f func(Event)) {
+	q.mu.Lock()
+	q.onEvent = f
+	q.mu.Unlock()
+}
+
+// Events returns the events received so far (the last maxEvents at
+// most), oldest first.
+func (q *Client) Events() []Event {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return append([]Event(nil), q.events...)
@@ -243,7 +273,7 @@ func (q *QMP) Events() []Event {
 // WaitEvent returns the first event called name that was received at or
 // after since (the zero time: any), waiting for it until ctx ends or the
 // connection closes.
-func (q *QMP) WaitEvent(ctx context.Context, name string, since time.Time) (Event, error) {
+func (q *Client) WaitEvent(ctx context.Context, name string, since time.Time) (Event, error) {
 	for {
 		q.mu.Lock()
 		for _, e := range q.events {
@@ -266,14 +296,15 @@ func (q *QMP) WaitEvent(ctx context.Context, name string, since time.Time) (Even
 }
 
 // Done is closed when the connection ended.
-func (q *QMP) Done() <-chan struct{} { return q.done }
+func (q *Client) Done() <-chan struct{} { return q.done }
 
 // Close closes the connection.
-func (q *QMP) Close() error { return q.conn.Close() }
+func (q *Client) Close() error { return q.conn.Close() }
 
-// dialUnix connects to a unix stream socket, retrying while it does not
-// exist yet or refuses, until ctx ends.
-func dialUnix(ctx context.Context, path string) (net.Conn, error) {
+// DialUnix connects to a unix stream socket QEMU serves (QMP, a serial
+// port, a virtio-serial port), retrying while it does not exist yet or
+// refuses, until ctx ends: QEMU creates its sockets as it starts.
+func DialUnix(ctx context.Context, path string) (net.Conn, error) {
 	var d net.Dialer
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()

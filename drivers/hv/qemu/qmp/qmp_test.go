@@ -1,4 +1,4 @@
-package qemu
+package qmp
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ func (f *fakeQEMU) event(name string, secs int64, data any) {
 	f.send(map[string]any{"event": name, "data": data, "timestamp": map[string]int64{"seconds": secs, "microseconds": 5}})
 }
 
-func newFakeQMP(t *testing.T) (*QMP, *fakeQEMU) {
+func newFakeQMP(t *testing.T) (*Client, *fakeQEMU) {
 	t.Helper()
 	client, server := net.Pipe()
 	t.Cleanup(func() { client.Close(); server.Close() })
@@ -67,9 +67,9 @@ func newFakeQMP(t *testing.T) (*QMP, *fakeQEMU) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	q, err := NewQMP(ctx, client)
+	q, err := New(ctx, client)
 	if err != nil {
-		t.Fatalf("NewQMP: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return q, f
 }
@@ -111,9 +111,9 @@ func TestQMPExecute(t *testing.T) {
 	}
 
 	_, err = q.Execute(ctx, "device_del", map[string]string{"id": "ds9"})
-	var qe *QMPError
+	var qe *Error
 	if !errors.As(err, &qe) || qe.Class != "DeviceNotFound" || qe.Command != "device_del" {
-		t.Errorf("device_del error = %v, want a DeviceNotFound QMPError of device_del", err)
+		t.Errorf("device_del error = %v, want a DeviceNotFound Error of device_del", err)
 	}
 }
 
@@ -187,14 +187,14 @@ func TestQMPClosed(t *testing.T) {
 	}()
 	<-f.cmds
 	f.conn.Close() // QEMU exits without answering
-	if err := <-done; !errors.Is(err, ErrQMPClosed) {
-		t.Errorf("Execute on a closed connection = %v, want ErrQMPClosed", err)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("Execute on a closed connection = %v, want ErrClosed", err)
 	}
-	if _, err := q.WaitEvent(ctx, "SHUTDOWN", time.Time{}); !errors.Is(err, ErrQMPClosed) {
-		t.Errorf("WaitEvent on a closed connection = %v, want ErrQMPClosed", err)
+	if _, err := q.WaitEvent(ctx, "SHUTDOWN", time.Time{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("WaitEvent on a closed connection = %v, want ErrClosed", err)
 	}
-	if _, err := q.Execute(ctx, "quit", nil); !errors.Is(err, ErrQMPClosed) {
-		t.Errorf("Execute after the close = %v, want ErrQMPClosed", err)
+	if _, err := q.Execute(ctx, "quit", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Execute after the close = %v, want ErrClosed", err)
 	}
 }
 
@@ -205,7 +205,33 @@ func TestQMPBadGreeting(t *testing.T) {
 		server.Write([]byte("SSH-2.0-OpenSSH\n"))
 		server.Close()
 	}()
-	if _, err := NewQMP(testCtx(t), client); err == nil {
-		t.Fatal("NewQMP accepted a connection that is not QMP")
+	if _, err := New(testCtx(t), client); err == nil {
+		t.Fatal("New accepted a connection that is not QMP")
+	}
+}
+
+// TestQMPOnEventAndBound: the callback sees every event in order, and the
+// kept log forgets its older half once it is full.
+func TestQMPOnEventAndBound(t *testing.T) {
+	q, f := newFakeQMP(t)
+	ctx := testCtx(t)
+	seen := make(chan Event, maxEvents+8)
+	q.OnEvent(func(e Event) { seen <- e })
+	for i := range maxEvents + 1 {
+		f.event("RESET", int64(i), map[string]int{"n": i})
+	}
+	f.event("SHUTDOWN", maxEvents+1, map[string]bool{"guest": true})
+	if _, err := q.WaitEvent(ctx, "SHUTDOWN", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxEvents + 2 {
+		e := <-seen
+		if e.Time.Unix() != int64(i) {
+			t.Fatalf("callback event %d has time %d: out of order", i, e.Time.Unix())
+		}
+	}
+	evs := q.Events()
+	if len(evs) != maxEvents/2+2 || evs[len(evs)-1].Name != "SHUTDOWN" || evs[0].Time.Unix() != maxEvents/2 {
+		t.Fatalf("kept %d events from time %d to %s; want the newest %d", len(evs), evs[0].Time.Unix(), evs[len(evs)-1].Name, maxEvents/2+2)
 	}
 }
