@@ -14,7 +14,6 @@ import (
 
 	"github.com/vigil-ha/vigil/drivers/datastore"
 	"github.com/vigil-ha/vigil/drivers/hv"
-	"github.com/vigil-ha/vigil/drivers/hv/proc"
 	"github.com/vigil-ha/vigil/drivers/nic"
 	"github.com/vigil-ha/vigil/drivers/watchdog"
 	"github.com/vigil-ha/vigil/fence/cluster"
@@ -161,11 +160,7 @@ func setup(opts Options) (*daemon, error) {
 		d.stores = append(d.stores, st)
 	}
 	d.openBMCs(opts.DialBMC)
-	d.hv, err = proc.New(opts.VMDir, opts.Exe, func(name string) {
-		if v := d.vmIndex(name); v >= 0 {
-			d.post(cluster.VMExited{VM: v})
-		}
-	})
+	d.hv, err = d.openHypervisors()
 	if err != nil {
 		d.closeStores()
 		return nil, fmt.Errorf("agent: hypervisor: %w", err)

@@ -17,6 +17,8 @@ type Config struct {
 	Policy Policy `toml:"policy"`
 	// EBPF chooses the kernel evidence every host gathers with eBPF.
 	EBPF EBPF `toml:"ebpf"`
+	// Hypervisor chooses what runs the VMs.
+	Hypervisor Hypervisor `toml:"hypervisor"`
 	// Links are the heartbeat networks (1 to 8); every host lists one
 	// address per link, in this order.
 	Links []Link `toml:"links"`
@@ -204,6 +206,40 @@ type VM struct {
 	IsolationResponse string `toml:"isolation_response,omitempty"`
 	// Host names the preferred host for the first power-on; optional.
 	Host string `toml:"host,omitempty"`
+	// Driver overrides hypervisor.driver for this VM: "process" or "qemu".
+	Driver string `toml:"driver,omitempty"`
+}
+
+// Hypervisor drivers.
+const (
+	// DriverProcess runs a VM as a vigil lab-vm process: the lab's VMs.
+	DriverProcess = "process"
+	// DriverQEMU runs a VM under QEMU/KVM from its definition on a folder
+	// datastore (vms/NAME.toml).
+	DriverQEMU = "qemu"
+)
+
+// Hypervisor is the [hypervisor] table.
+type Hypervisor struct {
+	// Driver runs every VM that names none: "process" (the default) or
+	// "qemu".
+	Driver string `toml:"driver,omitempty"`
+	// QEMU is the QEMU system emulator; "" is qemu-system-x86_64 from PATH.
+	QEMU string `toml:"qemu,omitempty"`
+	// KVM: "auto" (KVM where /dev/kvm opens, else software emulation), "on"
+	// (required) or "off".
+	KVM string `toml:"kvm,omitempty"`
+}
+
+// VMDriver returns the driver that runs the VM at index v.
+func (c *Config) VMDriver(v int) string {
+	if d := c.VMs[v].Driver; d != "" {
+		return d
+	}
+	if c.Hypervisor.Driver != "" {
+		return c.Hypervisor.Driver
+	}
+	return DriverProcess
 }
 
 // IsProtected reports whether the VM is restarted after a failure.

@@ -43,6 +43,7 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, CheckTiming(c.Spec().Timing)...)
 	c.checkPolicy(&ps)
 	c.checkEBPF(&ps)
+	c.checkHypervisor(&ps)
 	c.checkLinks(&ps)
 	c.checkDatastores(&ps)
 	c.checkHosts(&ps)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"strings"
 )
 
@@ -129,11 +130,42 @@ func (c *Config) checkVMs(ps *Problems) {
 		}
 		c.checkAfter(ps, key, i, v)
 		c.checkFit(ps, key, v)
+		if v.Driver != "" && v.Driver != DriverProcess && v.Driver != DriverQEMU {
+			ps.add(key+".driver", `use "process" or "qemu", or leave it out for hypervisor.driver`, "%q is not a hypervisor driver", v.Driver)
+		} else if c.VMDriver(i) == DriverQEMU && !c.hasFolderDatastore() {
+			ps.add(key+".driver", "add a [[datastores]] entry with a path (NFS, CephFS, GlusterFS), or run the VM on the process driver",
+				"a QEMU VM is defined in vms/%s.toml on a folder datastore, and the cluster has none (block datastores hold no files)", v.Name)
+		}
 	}
 	for _, cyc := range c.cycles() {
 		ps.add(fmt.Sprintf("vms[%d].after", cyc[0]), "remove one of these dependencies",
 			"dependency cycle: %s", c.cycleString(cyc))
 	}
+}
+
+// checkHypervisor checks the [hypervisor] table.
+func (c *Config) checkHypervisor(ps *Problems) {
+	h := c.Hypervisor
+	if h.Driver != "" && h.Driver != DriverProcess && h.Driver != DriverQEMU {
+		ps.add("hypervisor.driver", `use "process" or "qemu"`, "%q is not a hypervisor driver", h.Driver)
+	}
+	switch h.KVM {
+	case "", "auto", "on", "off":
+	default:
+		ps.add("hypervisor.kvm", `use "auto", "on" or "off"`, "%q is not a KVM mode", h.KVM)
+	}
+	if h.QEMU != "" && !path.IsAbs(h.QEMU) && strings.Contains(h.QEMU, "/") {
+		ps.add("hypervisor.qemu", "give an absolute path, or a bare program name looked up in PATH", "%q is a relative path", h.QEMU)
+	}
+}
+
+func (c *Config) hasFolderDatastore() bool {
+	for _, d := range c.Datastores {
+		if d.Path != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) checkAfter(ps *Problems, key string, i int, v VM) {

@@ -4,6 +4,6 @@
 
 package features
 
-// HasHVProc reports whether this binary has CONFIG_HV_PROC: process hypervisor (VMs as processes).
+// HasHVProc reports whether this binary has CONFIG_HV_PROC: hypervisor drivers (VMs as processes, QEMU/KVM).
 // The build tag vigil_nohvproc makes it false and leaves the feature out.
 const HasHVProc = true

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	hvqemu "github.com/vigil-ha/vigil/drivers/hv/qemu"
 	"github.com/vigil-ha/vigil/drivers/hv/qemu/qmp"
 )
 
@@ -138,7 +139,7 @@ func Args(o Options, dir string) ([]string, error) {
 	a := []string{"-nodefaults", "-no-user-config", "-M", "pc"}
 	switch o.Accel {
 	case "":
-		if KVMUsable() {
+		if hvqemu.KVMUsable() == nil {
 			a = append(a, "-accel", "kvm", "-accel", "tcg")
 		} else {
 			a = append(a, "-accel", "tcg")
@@ -355,23 +356,4 @@ func (v *VM) cleanup() {
 	if v.ownDir {
 		os.RemoveAll(v.Dir)
 	}
-}
-
-// KVMUsable reports whether KVM can run guests here: /dev/kvm exists and
-// the CPU offers hardware virtualisation (vmx or svm). A /dev/kvm without
-// either (seen in some nested VMs) accepts QEMU but never runs the guest.
-func KVMUsable() bool {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return false
-	}
-	for _, f := range strings.Fields(string(b)) {
-		if f == "vmx" || f == "svm" {
-			return true
-		}
-	}
-	return false
 }

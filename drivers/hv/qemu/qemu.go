@@ -146,17 +146,38 @@ func useKVM(mode string) (bool, error) {
 	case "off":
 		return false, nil
 	case "", "on":
-		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+		err := KVMUsable()
 		if err == nil {
-			f.Close()
 			return true, nil
 		}
 		if mode == "on" {
-			return false, fmt.Errorf("qemu: KVM required but /dev/kvm does not open: %w (fix: load kvm_intel or kvm_amd, enable virtualisation in the firmware, or allow software emulation)", err)
+			return false, fmt.Errorf("qemu: KVM required but %w (fix: load kvm_intel or kvm_amd, enable virtualisation in the firmware, or allow software emulation)", err)
 		}
 		return false, nil
 	}
 	return false, fmt.Errorf("qemu: KVM mode %q: use \"\" (when available), \"on\" or \"off\"", mode)
+}
+
+// KVMUsable says why KVM cannot run guests here, or nil: /dev/kvm must open
+// and the CPU offer hardware virtualisation (vmx or svm). A /dev/kvm
+// without either (seen in some nested VMs) accepts QEMU but never runs the
+// guest.
+func KVMUsable() error {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("/dev/kvm does not open: %w", err)
+	}
+	f.Close()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if f == "vmx" || f == "svm" {
+			return nil
+		}
+	}
+	return errors.New("the CPU offers no hardware virtualisation (no vmx or svm in /proc/cpuinfo)")
 }
 
 // A VM has two monitors: one for short command connections, and one
