@@ -88,9 +88,12 @@ func (d *daemon) openQEMU(onExit func(string)) (*qemu.Hypervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	accel := "software emulation (no usable /dev/kvm)"
-	if q.KVM() {
+	accel := "software emulation (hypervisor.kvm = off)"
+	switch {
+	case q.KVM():
 		accel = "KVM"
+	case kvm != "off":
+		accel = fmt.Sprintf("software emulation (no KVM: %v)", qemu.KVMUsable())
 	}
 	d.log.Info("QEMU VMs run under "+accel, "component", "vm")
 	return q, nil

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vigil-ha/vigil/tools/lab"
 	"github.com/vigil-ha/vigil/tools/lab/demo"
 )
 
@@ -29,7 +30,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := demo.Run(ctx, demo.Options{Out: stdout, Incidents: clusterTimelines})
+	o := demo.Options{Out: stdout, Incidents: clusterTimelines}
+	if k, err := lab.QEMUKernel(); err != nil {
+		fmt.Fprintf(stdout, "the VMs are processes: %v\n", err)
+	} else {
+		o.QEMUKernel = k
+		fmt.Fprintln(stdout, "the VMs are QEMU VMs (software emulation), defined on the folder datastore ds0")
+	}
+	res, err := demo.Run(ctx, o)
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "vigil demo: interrupted")
 		return 130

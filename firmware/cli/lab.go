@@ -20,7 +20,7 @@ func init() {
 	Register(Command{Name: "lab", Summary: "run a cluster of real agents in network namespaces (root)", Run: runLab})
 }
 
-const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-action reset|poweroff] [--no-bmc] [--name NAME]
+const labUsage = `usage: vigil lab up --hosts N --links L [--vms M] [--watchdog-action reset|poweroff] [--no-bmc] [--qemu] [--name NAME]
        vigil lab down [--name NAME]
        vigil lab status [--name NAME]
        vigil lab cut|heal HOST LINK [--name NAME]
@@ -44,7 +44,9 @@ Needs root.
 
 up         bring up N hosts (1 to 32) and L links (1 to 8), M VMs (default
            2 per host); an existing lab of that name is removed first;
-           --no-bmc: no BMCs (then ipmi_sim is not needed)
+           --no-bmc: no BMCs (then ipmi_sim is not needed); --qemu: the VMs
+           are QEMU VMs (software emulation) booting Debian's kernel, their
+           definitions and disks on ds0 (needs QEMU: make qemu-deps)
 down       kill every process of the lab and remove all it made
 status     hosts, power, agent PIDs, links, datastore paths, watchdogs
            and BMCs
@@ -71,6 +73,7 @@ type labCall struct {
 	name string
 	args []string    // positional arguments after the subcommand
 	up   lab.Options // for up
+	qemu bool        // for up: QEMU VMs
 	pct  int         // for loss
 	host string      // for bmc-power
 }
@@ -109,6 +112,7 @@ func parseLab(args []string) (labCall, error) {
 		fs.IntVar(&c.up.VMs, "vms", 0, "number of VMs")
 		fs.StringVar(&c.up.WatchdogAction, "watchdog-action", lab.ActionReset, "reset or poweroff")
 		fs.BoolVar(&c.up.NoBMC, "no-bmc", false, "no BMCs")
+		fs.BoolVar(&c.qemu, "qemu", false, "QEMU VMs")
 	}
 	if c.cmd == "bmc-power" {
 		fs.StringVar(&c.host, "host", "", "the host whose power this is")
@@ -185,6 +189,13 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 func (c labCall) run(stdout, stderr io.Writer) error {
 	switch c.cmd {
 	case "up":
+		if c.qemu {
+			k, err := lab.QEMUKernel()
+			if err != nil {
+				return err
+			}
+			c.up.QEMUKernel = k
+		}
 		l, err := lab.Up(c.up)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package lab
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,9 @@ func ClusterFile(o Options, dir, device string) string {
 	if o.Hosts == 1 {
 		failures = 0 // host_failures must stay below the number of hosts
 	}
+	if o.QEMUKernel != "" {
+		b.WriteString("[hypervisor]\ndriver = \"qemu\"\nkvm = \"off\"\n\n")
+	}
 	fmt.Fprintf(&b, "[policy]\nhost_failures = %d\n", failures)
 	if o.WatchdogResets > 0 {
 		fmt.Fprintf(&b, "watchdog_resets = %d\n", o.WatchdogResets)
@@ -47,12 +51,52 @@ func ClusterFile(o Options, dir, device string) string {
 		}
 	}
 	for i := 1; i <= o.VMs; i++ {
-		fmt.Fprintf(&b, "\n[[vms]]\nname = \"vm%d\"\ncpu = 1\nmemory = \"1GiB\"\nhost = %q\n", i, hostName((i-1)%o.Hosts+1))
+		mem := "1GiB"
+		if o.QEMUKernel != "" {
+			mem = "256MiB" // what QEMU gives the guest
+		}
+		fmt.Fprintf(&b, "\n[[vms]]\nname = \"vm%d\"\ncpu = 1\nmemory = %q\nhost = %q\n", i, mem, hostName((i-1)%o.Hosts+1))
 		if i <= len(o.Isolation) && o.Isolation[i-1] != "" {
 			fmt.Fprintf(&b, "isolation_response = %q\n", o.Isolation[i-1])
 		}
 	}
 	return b.String()
+}
+
+// qemuDiskSize is the size of each QEMU VM's raw disk (sparse).
+const qemuDiskSize = 1 << 20
+
+// VMDefinition is the definition of a QEMU lab VM (vms/NAME.toml on ds0):
+// the kernel, which panics without a root file system and then idles
+// (panic=0), and its raw disk, which QEMU opens on the host that owns the
+// VM.
+func VMDefinition(name, kernel string) string {
+	return fmt.Sprintf("# The lab VM %s, written by 'vigil lab up'.\nkernel = %q\nappend = \"console=ttyS0 panic=0\"\n\n[[disks]]\nfile = \"disks/%s.img\"\nserial = \"root\"\n", name, kernel, name)
+}
+
+// writeVMDefinitions writes every QEMU lab VM's definition and disk into
+// the folder datastore ds0 of the shared folder.
+func writeVMDefinitions(o Options, dir string) error {
+	ds := filepath.Join(dir, storeDir, folderDS)
+	for _, sub := range []string{"vms", "disks"} {
+		if err := os.MkdirAll(filepath.Join(ds, sub), 0o755); err != nil {
+			return fmt.Errorf("lab: %w", err)
+		}
+	}
+	for i := 1; i <= o.VMs; i++ {
+		name := fmt.Sprintf("vm%d", i)
+		if err := os.WriteFile(config.VMDefinitionPath(ds, name), []byte(VMDefinition(name, o.QEMUKernel)), 0o644); err != nil {
+			return fmt.Errorf("lab: write %s's definition: %w", name, err)
+		}
+		f, err := os.Create(filepath.Join(ds, "disks", name+".img"))
+		if err == nil {
+			err = errors.Join(f.Truncate(qemuDiskSize), f.Close())
+		}
+		if err != nil {
+			return fmt.Errorf("lab: make %s's disk: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // writeClusterFiles validates and writes cluster.toml and a new
@@ -71,6 +115,9 @@ func writeClusterFiles(o Options, dir, device string) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cluster.toml"), []byte(text), 0o644); err != nil {
 		return fmt.Errorf("lab: write cluster.toml: %w", err)
+	}
+	if o.QEMUKernel != "" {
+		return writeVMDefinitions(o, dir)
 	}
 	return nil
 }

@@ -82,6 +82,11 @@ type Options struct {
 	// its BMC's startcmd (see BMCPower); nil means "vigil lab bmc-power
 	// --name NAME --host HOST". Tests pass a stand-in that calls BMCPower.
 	BMCPowerCommand func(name, host string) []string
+	// QEMUKernel, when set, makes the lab's VMs real QEMU VMs (the
+	// cluster's hypervisor.driver is qemu) that boot this kernel (an
+	// uncompressed vmlinux, like image.FetchKernel's) under software
+	// emulation, with a small raw disk each on the folder datastore ds0.
+	QEMUKernel string
 }
 
 var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
@@ -115,6 +120,14 @@ func (o Options) withDefaults() (Options, error) {
 	case ActionReset, ActionPowerOff:
 	default:
 		return o, fmt.Errorf("%w: watchdog action %q (fix: use %q or %q)", ErrInvalidOptions, o.WatchdogAction, ActionReset, ActionPowerOff)
+	}
+	if o.QEMUKernel != "" {
+		if !filepath.IsAbs(o.QEMUKernel) {
+			return o, fmt.Errorf("%w: QEMU kernel %q is a relative path (fix: give an absolute path)", ErrInvalidOptions, o.QEMUKernel)
+		}
+		if _, err := os.Stat(o.QEMUKernel); err != nil {
+			return o, fmt.Errorf("%w: QEMU kernel: %v (fix: make qemu-deps fetches Debian's kernel)", ErrInvalidOptions, err)
+		}
 	}
 	if o.Executable == "" {
 		exe, err := os.Executable()

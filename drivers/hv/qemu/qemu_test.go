@@ -19,7 +19,7 @@ func TestArgv(t *testing.T) {
 	}
 	got := strings.Join(s.Argv(false, "/run/q/web1.qmp", "/run/q/web1.guest", "/run/q/web1.console"), " ")
 	for _, want := range []string{
-		"-name web1 -machine pc -accel tcg -cpu max -smp 2 -m 512 -nodefaults",
+		"-name web1 -machine pc -accel tcg,tb-size=64 -cpu max -smp 2 -m 512 -nodefaults",
 		"-qmp unix:/run/q/web1.qmp,server=on,wait=off",
 		"-chardev file,id=console,path=/run/q/web1.console -serial chardev:console",
 		"-drive file=/mnt/ds0/disks/web1.qcow2,if=none,id=disk0,format=qcow2,cache=none -device virtio-blk-pci,drive=disk0,serial=root,bootindex=0",

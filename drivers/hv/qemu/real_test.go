@@ -175,7 +175,7 @@ func TestQEMUStartStop(t *testing.T) {
 		}
 	}
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(r.pid("web1")) + "/cmdline")
-	if err != nil || !strings.Contains(string(cmdline), "-accel\x00tcg") {
+	if err != nil || !strings.Contains(string(cmdline), "-accel\x00tcg,tb-size=64") {
 		t.Errorf("web1's command line %q (%v): want TCG", cmdline, err)
 	}
 	if err := r.h.Stop("web1", 500*time.Millisecond); err != nil {

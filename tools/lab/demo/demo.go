@@ -32,6 +32,9 @@ type Options struct {
 	Hosts int // 3
 	Links int // 2
 	VMs   int // 6
+	// QEMUKernel, when set, makes the VMs QEMU VMs booting this kernel
+	// (see lab.Options.QEMUKernel).
+	QEMUKernel string
 	// Incidents, when set, renders the incidents recorded on the
 	// datastores of the cluster file at clusterFile as 'vigil incidents'
 	// prints them, and counts the open ones. Once the failed host's VMs
@@ -58,7 +61,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	out := o.Out
 	fmt.Fprintf(out, "building lab %q: %d hosts in network namespaces, %d links, %d VMs\n", o.Name, o.Hosts, o.Links, o.VMs)
-	l, err := lab.Up(lab.Options{Name: o.Name, Hosts: o.Hosts, Links: o.Links, VMs: o.VMs, Executable: o.Exe})
+	l, err := lab.Up(lab.Options{Name: o.Name, Hosts: o.Hosts, Links: o.Links, VMs: o.VMs, Executable: o.Exe, QEMUKernel: o.QEMUKernel})
 	if err != nil {
 		return res, err
 	}

@@ -198,16 +198,21 @@ func (c *cluster) vmProcesses() map[string][]vmProc {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), "lab-vm") {
+		if err != nil {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if !strings.HasSuffix(args[0], "vigil") && args[0] != exe {
+		flag := "--name" // vigil lab-vm --name VM, or qemu-system-x86_64 -name VM
+		switch {
+		case strings.Contains(string(cmdline), "lab-vm") && (strings.HasSuffix(args[0], "vigil") || args[0] == exe):
+		case strings.HasSuffix(args[0], "/qemu-system-x86_64"):
+			flag = "-name"
+		default:
 			continue
 		}
 		var vm string
 		for i, a := range args {
-			if a == "--name" && i+1 < len(args) {
+			if a == flag && i+1 < len(args) {
 				vm = args[i+1]
 			}
 		}
