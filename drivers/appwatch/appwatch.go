@@ -2,9 +2,10 @@
 
 // Package appwatch watches application processes: a host's daemons for
 // the agent, a guest's applications for vigil guest. An application is
-// found by process name, pidfile or systemd unit; once found its exit is
-// seen at once through a pidfd, and a lookup every interval finds it
-// again after a restart (by its own supervisor, or by Restart).
+// found by process name, pidfile or systemd unit, or run by the watcher
+// itself; once found its exit is seen at once through a pidfd, and a
+// lookup every interval finds it again after a restart (by its own
+// supervisor, or by Restart).
 //
 //	w := appwatch.New([]appwatch.App{{Name: "db", Process: "postgres"}}, time.Second,
 //		func(s appwatch.State) { ... }) // every change: found, exited, restarted
@@ -29,10 +30,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// App is one watched application. Exactly one of Process, Pidfile and
-// Unit finds it.
+// App is one watched application. Exactly one of Process, Pidfile, Unit
+// and Run finds it.
 type App struct {
 	Name string
+	// Run is the application's command, which the watcher runs itself:
+	// at the first lookup, and again on Restart.
+	Run []string
 	// Process is a process name: the kernel's comm (15 bytes at most) or
 	// the base name of its executable.
 	Process string
@@ -49,7 +53,7 @@ type App struct {
 // Check validates a.
 func (a App) Check() error {
 	n := 0
-	for _, s := range []string{a.Process, a.Pidfile, a.Unit} {
+	for _, s := range []string{a.Process, a.Pidfile, a.Unit, strings.Join(a.Run, " ")} {
 		if s != "" {
 			n++
 		}
@@ -58,7 +62,7 @@ func (a App) Check() error {
 	case a.Name == "":
 		return errors.New("appwatch: an application without a name: give it one")
 	case n != 1:
-		return fmt.Errorf("appwatch: application %s: set exactly one of process, pidfile and unit", a.Name)
+		return fmt.Errorf("appwatch: application %s: set exactly one of process, pidfile, unit and run", a.Name)
 	case a.Pidfile != "" && !filepath.IsAbs(a.Pidfile):
 		return fmt.Errorf("appwatch: application %s: pidfile %q is not an absolute path", a.Name, a.Pidfile)
 	}
@@ -93,6 +97,8 @@ type app struct {
 	App
 	st      State
 	watched int // the PID a pidfd watch runs for, 0 when none
+	started bool      // Run: started once
+	run     *exec.Cmd // Run: the running command
 }
 
 // New returns a watcher of apps that looks for the ones not running every
@@ -150,6 +156,20 @@ func (w *Watcher) scan(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	for _, a := range todo {
+		if len(a.Run) > 0 {
+			w.mu.Lock()
+			first := !a.started
+			a.started = true
+			w.mu.Unlock()
+			if first {
+				if err := w.runApp(ctx, a); err != nil {
+					w.set(a, State{Running: false, Detail: err.Error()}, false)
+				}
+			} else if w.runPID(a) == 0 {
+				w.set(a, State{Running: false, Detail: "stopped: waiting for a restart"}, false)
+			}
+			continue
+		}
 		pid, how, err := find(ctx, a.App)
 		if err != nil || pid == 0 {
 			why := how
@@ -217,14 +237,46 @@ func (w *Watcher) set(a *app, st State, exited bool) {
 	}
 }
 
-// Restart starts the application again with its Start command (for a
-// unit, systemctl restart UNIT by default), and looks for it at once.
+// runApp starts a Run application and watches its process.
+func (w *Watcher) runApp(ctx context.Context, a *app) error {
+	cmd := exec.Command(a.Run[0], a.Run[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", strings.Join(a.Run, " "), err)
+	}
+	go cmd.Wait() // reaped whenever it ends; the pidfd reports the exit
+	w.mu.Lock()
+	a.run = cmd
+	w.mu.Unlock()
+	w.follow(ctx, a, cmd.Process.Pid, "run by this agent")
+	return nil
+}
+
+// runPID is the PID of a Run application's live command, or 0.
+func (w *Watcher) runPID(a *app) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a.run == nil || a.watched == 0 {
+		return 0
+	}
+	return a.run.Process.Pid
+}
+
+// Restart starts the application again: a Run application's command, or
+// its Start command (for a unit, systemctl restart UNIT by default); and
+// looks for it at once.
 func (w *Watcher) Restart(ctx context.Context, name string) error {
 	w.mu.Lock()
 	a := w.apps[name]
 	w.mu.Unlock()
 	if a == nil {
 		return fmt.Errorf("appwatch: no application is called %s", name)
+	}
+	if len(a.Run) > 0 {
+		if w.runPID(a) != 0 {
+			return nil // it runs
+		}
+		return w.runApp(ctx, a)
 	}
 	argv := a.Start
 	if len(argv) == 0 && a.Unit != "" {

@@ -170,7 +170,7 @@ func TestCheck(t *testing.T) {
 		want string
 	}{
 		{App{Process: "x"}, "without a name"},
-		{App{Name: "a"}, "exactly one of process, pidfile and unit"},
+		{App{Name: "a"}, "exactly one of process, pidfile, unit and run"},
 		{App{Name: "a", Process: "x", Unit: "x.service"}, "exactly one"},
 		{App{Name: "a", Pidfile: "run/x.pid"}, "not an absolute path"},
 	} {
@@ -188,4 +188,38 @@ func TestCheck(t *testing.T) {
 	if err := w.Restart(context.Background(), "a"); err == nil {
 		t.Log("systemctl restart ran: a machine with systemd") // either way, no panic and a clear outcome
 	}
+}
+
+// TestRun: an application the watcher runs itself starts at once, its
+// exit is reported and it is not restarted by itself; Restart runs it
+// again; a command that cannot start says why.
+func TestRun(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep program")
+	}
+	r := newRig(t, App{Name: "app", Run: []string{sleep, "1000"}}, App{Name: "broken", Run: []string{"/nonexistent/app"}})
+	s := r.want("app", "running", func(s State) bool { return s.Running })
+	if s.Detail != "run by this agent" {
+		t.Errorf("detail %q", s.Detail)
+	}
+	r.want("broken", "not started", func(s State) bool { return !s.Running && strings.Contains(s.Detail, "run /nonexistent/app") })
+	syscall.Kill(s.PID, syscall.SIGKILL)
+	r.want("app", "exited", func(s State) bool { return !s.Running && s.Exits == 1 })
+	r.want("app", "waiting", func(s State) bool { return strings.Contains(s.Detail, "waiting for a restart") })
+	if err := r.w.Restart(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := r.want("app", "running again", func(s State) bool { return s.Running })
+	if s2.PID == s.PID {
+		t.Fatal("the same PID")
+	}
+	if err := r.w.Restart(context.Background(), "app"); err != nil {
+		t.Errorf("restarting a running application: %v", err)
+	}
+	if st := r.w.States()[0]; st.PID != s2.PID {
+		t.Errorf("a restart of a running application replaced it: %+v", st)
+	}
+	syscall.Kill(s2.PID, syscall.SIGKILL)
+	r.want("app", "exited again", func(s State) bool { return !s.Running && s.Exits == 2 })
 }
