@@ -96,7 +96,7 @@ type Watcher struct {
 type app struct {
 	App
 	st      State
-	watched int // the PID a pidfd watch runs for, 0 when none
+	watched int       // the PID a pidfd watch runs for, 0 when none
 	started bool      // Run: started once
 	run     *exec.Cmd // Run: the running command
 }
