@@ -188,3 +188,25 @@ func (fileConn) RemoteAddr() net.Addr               { return nil }
 func (f fileConn) SetDeadline(t time.Time) error    { return nil }
 func (fileConn) SetReadDeadline(t time.Time) error  { return nil }
 func (fileConn) SetWriteDeadline(t time.Time) error { return nil }
+
+func TestFindPort(t *testing.T) {
+	sys := t.TempDir()
+	if got := findPort("/dev/ttyS1", sys); got != "/dev/ttyS1" {
+		t.Errorf("a given device: %s", got)
+	}
+	if got := findPort(DevicePath, sys); got != DevicePath {
+		t.Errorf("nothing in sysfs: %s", got)
+	}
+	for dev, name := range map[string]string{"vport1p1": "org.qemu.guest_agent.0", "vport2p1": Port} {
+		d := sys + "/class/virtio-ports/" + dev
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(d+"/name", []byte(name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := findPort(DevicePath, sys); got != "/dev/vport2p1" {
+		t.Errorf("found %s; want /dev/vport2p1", got)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,9 +89,28 @@ func (a *Agent) apps() []App {
 	return out
 }
 
+// findPort returns the device of the port at path: path itself, or, for
+// the default path on a system without udev (no /dev/virtio-ports links),
+// the /dev/vportNpM that sysfs names Port.
+func findPort(path, sys string) string {
+	if path != DevicePath {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	names, _ := filepath.Glob(filepath.Join(sys, "class", "virtio-ports", "*", "name"))
+	for _, n := range names {
+		if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == Port {
+			return "/dev/" + filepath.Base(filepath.Dir(n))
+		}
+	}
+	return path
+}
+
 // session runs one opening of the port.
 func (a *Agent) session(ctx context.Context) error {
-	f, err := os.OpenFile(a.Port, os.O_RDWR, 0)
+	f, err := os.OpenFile(findPort(a.Port, "/sys"), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w (is the VM's guest port configured? guest_agent in its definition)", a.Port, err)
 	}

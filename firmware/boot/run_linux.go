@@ -64,6 +64,13 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		logf("no %s: the modules are loaded already", o.Modules)
 	}
+	if line, err := os.ReadFile("/proc/cmdline"); err == nil {
+		if s, err := ParseCmdline(strings.TrimSpace(string(line))); err != nil {
+			logf("%v", err)
+		} else if s.IsGuest {
+			return runGuest(ctx, o, s, logf)
+		}
+	}
 	// The console starts first: whatever goes wrong next, an operator can
 	// look.
 	go supervise(ctx, logf, "console", o.Exe, []string{"console", "--tty", o.TTY})
@@ -75,6 +82,32 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	supervise(ctx, logf, "agent", o.Exe, args)
+	return ctx.Err()
+}
+
+// runGuest is the image as a VM's guest (vigil.guest on the kernel command
+// line): it supervises vigil guest, with the guest file given there, or
+// the image's own (/etc/vigil/guest.toml), or none.
+func runGuest(ctx context.Context, o Options, s Settings, logf func(string, ...any)) error {
+	args := []string{"guest"}
+	if s.Guest != nil {
+		if _, err := config.ParseGuest(s.Guest); err != nil {
+			logf("vigil.guest: %v", err)
+			logf("the guest agent is not started")
+			<-ctx.Done()
+			return err
+		}
+		file := "/run/vigil/guest.toml"
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, s.Guest, 0o644); err != nil {
+			return err
+		}
+		args = append(args, "--config", file)
+	}
+	logf("a VM's guest: starting vigil guest")
+	supervise(ctx, logf, "guest", o.Exe, args)
 	return ctx.Err()
 }
 

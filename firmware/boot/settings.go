@@ -31,6 +31,12 @@ type Settings struct {
 	Flags  []string          // more `vigil agent` flags
 	NICs   map[string]string // link name → interface, overriding the order
 	Source string            // "cmdline", "disk DEV", or both
+	// Guest, set by vigil.guest, makes the image a VM's guest: it runs
+	// vigil guest with this file (empty: heartbeats only) instead of the
+	// agent.
+	Guest []byte
+	// IsGuest is true once vigil.guest was given.
+	IsGuest bool
 }
 
 // MaxCmdline is the x86 kernel command line's limit (COMMAND_LINE_SIZE).
@@ -48,17 +54,19 @@ func ParseCmdline(line string) (Settings, error) {
 		case k == "vigil.host":
 			s.Host = v
 		case k == "vigil.config":
-			z, err := base64.StdEncoding.DecodeString(v)
+			b, err := gunzip64(k, v, "cluster.toml")
 			if err != nil {
-				return s, fmt.Errorf("boot: vigil.config is not base64: %v (fix: pass base64 of the gzipped cluster file: gzip -9c cluster.toml | base64 -w0)", err)
+				return s, err
 			}
-			r, err := gzip.NewReader(bytes.NewReader(z))
-			if err != nil {
-				return s, fmt.Errorf("boot: vigil.config is not gzip data: %v (fix: gzip -9c cluster.toml | base64 -w0)", err)
-			}
-			s.Config, err = io.ReadAll(io.LimitReader(r, 1<<20))
-			if err != nil {
-				return s, fmt.Errorf("boot: vigil.config: %v (fix: gzip -9c cluster.toml | base64 -w0)", err)
+			s.Config = b
+		case k == "vigil.guest":
+			s.IsGuest = true
+			if v != "" && v != "1" {
+				b, err := gunzip64(k, v, "guest.toml")
+				if err != nil {
+					return s, err
+				}
+				s.Guest = b
 			}
 		case k == "vigil.key":
 			b, err := base64.StdEncoding.DecodeString(v)
@@ -86,6 +94,25 @@ func ParseCmdline(line string) (Settings, error) {
 		return s, fmt.Errorf("boot: the kernel command line is %d bytes, the kernel keeps %d: vigil.config was cut (fix: use a config disk)", len(line), MaxCmdline)
 	}
 	return s, nil
+}
+
+// gunzip64 decodes the value of kernel argument k: base64 of a gzipped
+// file.
+func gunzip64(k, v, file string) ([]byte, error) {
+	fix := "gzip -9c " + file + " | base64 -w0"
+	z, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("boot: %s is not base64: %v (fix: pass base64 of the gzipped %s: %s)", k, err, file, fix)
+	}
+	r, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("boot: %s is not gzip data: %v (fix: %s)", k, err, fix)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("boot: %s: %v (fix: %s)", k, err, fix)
+	}
+	return b, nil
 }
 
 // Config disk file names.

@@ -85,3 +85,13 @@ func TestLabVMWaits(t *testing.T) {
 		t.Fatal("still running after SIGINT")
 	}
 }
+
+// TestLabVMExitAfter: --exit-after makes the process crash (status 1)
+// when no signal came first.
+func TestLabVMExitAfter(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := labVM([]string{"--name", "app", "--cpu", "1", "--memory-mib", "1", "--exit-after", "1ms"}, &out, &errb, make(chan os.Signal))
+	if code != 1 || !strings.Contains(errb.String(), "lab-vm app: exiting after 1ms, as asked") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -121,7 +121,7 @@ func (c *Config) LoadVMDefinition(dirs []string, v int) (*VMDefinition, error) {
 func ParseVMDefinition(data []byte, vm VM) (*VMDefinition, error) {
 	d := &VMDefinition{}
 	if err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(d); err != nil {
-		return nil, vmDefDecodeError(err)
+		return nil, vmDefDecodeError(err, "name, cpu, memory, machine, kernel, initrd, append, guest_agent, args, [[disks]] (file, format, serial, read_only) and [[nics]] (bridge, tap, user, socket, mac)")
 	}
 	var ps Problems
 	if d.Name != "" && d.Name != vm.Name {
@@ -196,8 +196,9 @@ func checkInside(ps *Problems, key, p string) {
 	}
 }
 
-// vmDefDecodeError turns a decode error into problems with line numbers.
-func vmDefDecodeError(err error) error {
+// vmDefDecodeError turns a decode error into problems with line numbers;
+// known lists the file's keys for an unknown one.
+func vmDefDecodeError(err error, known string) error {
 	var strict *toml.StrictMissingError
 	var de *toml.DecodeError
 	var ps Problems
@@ -207,7 +208,7 @@ func vmDefDecodeError(err error) error {
 		msg := strings.TrimPrefix(e.Error(), "toml: ")
 		fix := "correct the TOML syntax"
 		if msg == "unknown field" {
-			msg, fix = "unknown key", "remove it; the known keys are name, cpu, memory, machine, kernel, initrd, append, guest_agent, args, [[disks]] (file, format, serial, read_only) and [[nics]] (bridge, tap, user, socket, mac)"
+			msg, fix = "unknown key", "remove it; the known keys are "+known
 		}
 		ps.add(key, fix, "line %d: %s", line, msg)
 	}

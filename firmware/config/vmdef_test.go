@@ -128,3 +128,28 @@ func TestHypervisorConfig(t *testing.T) {
 		t.Errorf("problems %v", ps)
 	}
 }
+
+func TestParseGuest(t *testing.T) {
+	g, err := ParseGuest([]byte("[[apps]]\nname = \"db\"\nprocess = \"postgres\"\nstart = [\"systemctl\", \"start\", \"postgresql\"]\n\n[[apps]]\nname = \"web\"\nrun = [\"/usr/bin/web\", \"-p\", \"80\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Heartbeat.String() != "500ms" || g.Scan.String() != "1s" || len(g.Apps) != 2 || g.Apps[1].Run[2] != "80" {
+		t.Errorf("parsed %+v", g)
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{"heartbeat = \"1ms\"\n", "heartbeat: 1ms"},
+		{"[[apps]]\nname = \"a\"\n", "0 ways to find it"},
+		{"[[apps]]\nname = \"a\"\nprocess = \"x\"\nunit = \"x.service\"\n", "2 ways to find it"},
+		{"[[apps]]\nname = \"a\"\nprocess = \"x\"\n", "cannot have a restarted without it"},
+		{"[[apps]]\nname = \"a\"\npidfile = \"x.pid\"\n", "apps[0].pidfile"},
+		{"[[apps]]\nname = \"a\"\nrun = [\"web\"]\n", "apps[0].run"},
+		{"[[apps]]\nname = \"a b\"\nunit = \"x\"\n", "is not an application name"},
+		{"[[apps]]\nname = \"a\"\nunit = \"x\"\n[[apps]]\nname = \"a\"\nunit = \"y\"\n", `"a" twice`},
+		{"[[apps]]\nname = \"a\"\nunit = \"x\"\nrestart = []\n", "line 4: unknown key"},
+	} {
+		if _, err := ParseGuest([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v; want %q", tc.doc, err, tc.want)
+		}
+	}
+}
