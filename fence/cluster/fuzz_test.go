@@ -27,7 +27,7 @@ func FuzzStep(f *testing.F) {
 			now += time.Duration(data[i+3]) * 10 * time.Millisecond
 			x, y := b(i+1), b(i+2)
 			var ev Event
-			switch data[i] % 12 {
+			switch data[i] % 13 {
 			case 0:
 				ev = Tick{}
 			case 1:
@@ -60,6 +60,8 @@ func FuzzStep(f *testing.F) {
 					Kernel: []KernelSeen{{Host: x, Link: y, At: now - time.Duration(x)*time.Millisecond, Unread: uint64(data[i+3])}}}
 			case 10:
 				ev = StoreIO{DS: x, Down: y > 0, Why: "stuck"}
+			case 11:
+				ev = VMFailover{VM: x, Why: "fuzz"}
 			default:
 				ev = Command{Name: []string{"maintenance-enter", "maintenance-exit", "x"}[uint(y)%3]}
 			}

@@ -188,6 +188,8 @@ func (n *Node) Step(now time.Duration, ev Event) []Action {
 		n.vmDone(now, e)
 	case VMExited:
 		n.vmExited(now, e)
+	case VMFailover:
+		n.vmFailover(now, e)
 	case LocalHealth:
 		n.localHealth(now, e)
 	case StoreIO:

@@ -418,3 +418,39 @@ func TestHeardFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestVMFailover: a VM whose guest failed past its policy is stopped and
+// released with reason app-failed; a failover of a VM not running here,
+// or one already stopping, does nothing.
+func TestVMFailover(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 2)
+	b.run(5*time.Second, 0, 1)
+	b.step(Received{Msg: &hb.Message{From: 0, Incarnation: 1, Link: 0, Version: 101, Coordinator: 0,
+		Assignments: []hb.Assignment{{VM: 0, Host: 2, Epoch: 1, From: -1}}}})
+	b.run(b.now+500*msec, 0, 1)
+	b.step(VMDone{VM: 0, Op: VMStart, Seq: b.n.claims[0].opSeq})
+	if c := b.n.claims[0]; c.State != Running {
+		t.Fatalf("claim %+v: want running", c.Claim)
+	}
+	b.step(VMFailover{VM: 5, Why: "no such VM"})
+	b.step(VMFailover{VM: 0, Why: "db: 3 restarts in 10m0s are spent"})
+	if !b.logged("failing vm1 over to another host: db: 3 restarts in 10m0s are spent") {
+		t.Fatalf("no log line: %q", b.logs)
+	}
+	c := b.n.claims[0]
+	if !c.stopping || c.pend != AppFailed {
+		t.Fatalf("claim %+v stopping %v pend %v; want a stop pending app-failed", c.Claim, c.stopping, c.pend)
+	}
+	seq := c.opSeq
+	b.step(VMFailover{VM: 0, Why: "again"})
+	if b.n.claims[0].opSeq != seq {
+		t.Fatal("a second failover asked for another stop")
+	}
+	b.step(VMDone{VM: 0, Op: VMStop, Seq: seq})
+	if c := b.n.claims[0]; c.State != Released || c.Reason != AppFailed || c.Reason.String() != "app-failed" {
+		t.Fatalf("claim %+v; want released, app-failed", c.Claim)
+	}
+	if got := Reason(200).String(); got != "reason-200" {
+		t.Errorf("an unknown reason: %q", got)
+	}
+}

@@ -67,7 +67,7 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 				continue
 			}
 			cd := candidate{vm: v, from: o.host, epoch: o.epoch, why: o.why, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}
-			if o.why == StartFailed || o.why == Exited {
+			if o.why == StartFailed || o.why == Exited || o.why == AppFailed {
 				if !c.retry(now, v, o) {
 					continue
 				}

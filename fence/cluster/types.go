@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -50,10 +51,18 @@ const (
 	Stopped            // stopped by an operator: not restarted
 	Declined           // assigned to a host that could not take it
 	AgentStop          // the agent was stopped (shutdown): restarted elsewhere
+	AppFailed          // its guest or an application in it failed past the policy: failed over
 )
 
+var reasonNames = [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop", "app-failed"}
+
+// String names r; a reason this build does not know (read from a newer
+// host's record) is "reason-N".
 func (r Reason) String() string {
-	return [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop"}[r]
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason-%d", uint8(r))
 }
 
 // Claim is one host's statement about one VM at one ownership epoch.
@@ -183,6 +192,14 @@ type VMDone struct {
 // VMExited is a VM that stopped without being asked to.
 type VMExited struct{ VM int }
 
+// VMFailover: the VM's guest or an application in it failed past its
+// monitoring policy: the VM is stopped and released, to be restarted on
+// another host.
+type VMFailover struct {
+	VM  int
+	Why string
+}
+
 // Command is an operator request for this host.
 type Command struct {
 	Name string // "maintenance-enter", "maintenance-exit", "shutdown"
@@ -197,6 +214,7 @@ func (SlotsRead) event()      {}
 func (BMCReplied) event()     {}
 func (VMDone) event()         {}
 func (VMExited) event()       {}
+func (VMFailover) event()     {}
 func (Command) event()        {}
 
 // ---- actions: what the core asks of the shell ----

@@ -186,6 +186,20 @@ func (n *Node) vmExited(now time.Duration, e VMExited) {
 	n.bump()
 }
 
+// vmFailover stops a VM whose guest or application failed past its policy
+// and releases it, for the coordinator to restart on another host.
+func (n *Node) vmFailover(now time.Duration, e VMFailover) {
+	if e.VM < 0 || e.VM >= len(n.spec.VMs) {
+		return
+	}
+	lc := n.claims[e.VM]
+	if lc == nil || !lc.State.live() || lc.stopping {
+		return
+	}
+	n.logf(slog.LevelWarn, "vm", "failing %s over to another host: %s", n.vmName(e.VM), e.Why)
+	n.release(e.VM, AppFailed, VMStop)
+}
+
 // releaseAll stops every VM this host runs and releases it once stopped.
 func (n *Node) releaseAll(now time.Duration, why Reason, op VMOp) {
 	for _, v := range n.sortedClaims() {

@@ -166,9 +166,4 @@ func printIncidents(w io.Writer, v *datastoreView, full bool) {
 
 // reasonName names a release reason read from a datastore, which may be
 // one this build does not know.
-func reasonName(r cluster.Reason) string {
-	if r > cluster.AgentStop {
-		return fmt.Sprintf("reason-%d", r)
-	}
-	return r.String()
-}
+func reasonName(r cluster.Reason) string { return r.String() }
