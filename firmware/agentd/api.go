@@ -42,6 +42,9 @@ type StatusReply struct {
 	// PID and RSS are the agent's process and resident memory (bytes).
 	PID int
 	RSS uint64
+	// Guests are the guests of the QEMU VMs this host runs, as their
+	// guest agents last reported.
+	Guests []GuestStatus
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -197,6 +200,7 @@ func (d *daemon) statusReply() StatusReply {
 	rep.Held = d.held
 	rep.OwnBMC = d.ownBMC
 	rep.PID, rep.RSS = os.Getpid(), selfRSS()
+	rep.Guests = d.guests.statuses()
 	if d.kern != nil {
 		rep.Kernel = append(rep.Kernel, d.kern.features...)
 	}

@@ -113,10 +113,14 @@ func (e env) VM(vm int, op cluster.VMOp, seq uint64) {
 		var err error
 		switch op {
 		case cluster.VMStart:
-			err = d.hv.Start(hv.VM{Name: spec.Name, CPU: spec.CPU, MemoryMiB: spec.MemoryMiB})
+			if err = d.hv.Start(hv.VM{Name: spec.Name, CPU: spec.CPU, MemoryMiB: spec.MemoryMiB}); err == nil {
+				d.guests.start(vm)
+			}
 		case cluster.VMStop:
+			d.guests.stop(vm)
 			err = d.hv.Stop(spec.Name, d.opts.VMStopTimeout)
 		case cluster.VMKill:
+			d.guests.stop(vm)
 			err = d.hv.Kill(spec.Name)
 		}
 		d.post(cluster.VMDone{VM: vm, Op: op, Seq: seq, Err: err})

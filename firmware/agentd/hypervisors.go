@@ -36,6 +36,7 @@ func (d *daemon) openHypervisors() (*hypervisors, error) {
 	h := &hypervisors{byVM: map[string]hv.Hypervisor{}, unusable: map[string]error{}}
 	onExit := func(name string) {
 		if v := d.vmIndex(name); v >= 0 {
+			go d.guests.stop(v)
 			d.post(cluster.VMExited{VM: v})
 		}
 	}

@@ -41,6 +41,7 @@ type daemon struct {
 	gateway []bool
 	stores  []datastore.Store
 	hv      hv.Hypervisor
+	guests  guests // the QEMU VMs' guest monitoring
 	wd      watchdog.Device
 
 	events  chan cluster.Event
@@ -205,6 +206,10 @@ func setup(opts Options) (*daemon, error) {
 			d.closeStores()
 			return nil, err
 		}
+	}
+	d.guests.d = d
+	for _, v := range runIdx {
+		d.guests.start(v) // adopted: its guest is watched again
 	}
 	d.log.Info("agent started", "component", "agent", "incarnation", inc, "links", len(cfg.Links),
 		"peers", len(cfg.Hosts)-1, "vms_running", len(runIdx), "config", opts.Config)
@@ -453,6 +458,7 @@ func (d *daemon) close() {
 		d.abandon()
 	}
 	d.kern.close()
+	d.guests.stopAll()
 	d.hv.Close()
 	d.closeStores()
 	d.closeBMCs()

@@ -122,6 +122,7 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 		fmt.Fprintf(w, "BMC of %s (%s): %s\n", b.Host, b.Addr, bmcState(b))
 	}
 	printVMs(w, r)
+	printGuests(w, r)
 	for _, k := range r.Keys {
 		use := "accepted"
 		if k.Signs {
@@ -265,6 +266,28 @@ func printVMs(w io.Writer, r *agentd.StatusReply) {
 		fmt.Fprintf(w, "VM %s: %s (epoch %d)", v.Name, v.State, v.Epoch)
 		if v.Reason != "" {
 			fmt.Fprintf(w, ", %s", v.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printGuests prints what the QEMU VMs' guest agents last reported.
+func printGuests(w io.Writer, r *agentd.StatusReply) {
+	for _, g := range r.Guests {
+		if !g.Connected {
+			fmt.Fprintf(w, "guest of %s: not connected", g.VM)
+		} else {
+			fmt.Fprintf(w, "guest of %s: %s, heard %s ago", g.VM, g.Version, dur(time.Since(g.Heard)))
+		}
+		for _, a := range g.Apps {
+			state := "DOWN"
+			if a.Running {
+				state = fmt.Sprintf("running (pid %d)", a.PID)
+			}
+			fmt.Fprintf(w, "; %s %s", a.Name, state)
+		}
+		if g.Last != "" {
+			fmt.Fprintf(w, "; last: %s", g.Last)
 		}
 		fmt.Fprintln(w)
 	}

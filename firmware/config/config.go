@@ -208,6 +208,38 @@ type VM struct {
 	Host string `toml:"host,omitempty"`
 	// Driver overrides hypervisor.driver for this VM: "process" or "qemu".
 	Driver string `toml:"driver,omitempty"`
+	// GuestTimeout: a QEMU VM's guest agent silent this long has failed;
+	// 0 (the default) leaves its heartbeats unwatched.
+	GuestTimeout Duration `toml:"guest_timeout,omitempty"`
+	// GuestFailure is what a failed guest gets: "reset" (the default) or
+	// "failover".
+	GuestFailure string `toml:"guest_failure,omitempty"`
+	// GuestBootGrace: a guest not heard this long after its VM started or
+	// was reset has failed (with guest_timeout); default 2m.
+	GuestBootGrace Duration `toml:"guest_boot_grace,omitempty"`
+	// MaxResets resets of the VM within ResetWindow (default 3 in 1h),
+	// for any cause; past them it fails over.
+	MaxResets   int      `toml:"max_resets,omitempty"`
+	ResetWindow Duration `toml:"reset_window,omitempty"`
+	// Apps is the policy of applications in the guest, by name; others
+	// are restarted 3 times in 10m, then failed over.
+	Apps []VMApp `toml:"apps,omitempty"`
+}
+
+// VMApp is the monitoring policy of one application in a VM's guest.
+type VMApp struct {
+	Name string `toml:"name"`
+	// OnFailure: "restart" (in the guest; the default), "reset",
+	// "failover" or "none".
+	OnFailure string `toml:"on_failure,omitempty"`
+	// MaxRestarts restarts within RestartWindow (default 3 in 10m); past
+	// them, or when a restart does not bring it back within
+	// RestartTimeout (default 10s), Then ("failover" by default, "reset"
+	// or "none").
+	MaxRestarts    int      `toml:"max_restarts,omitempty"`
+	RestartWindow  Duration `toml:"restart_window,omitempty"`
+	RestartTimeout Duration `toml:"restart_timeout,omitempty"`
+	Then           string   `toml:"then,omitempty"`
 }
 
 // Hypervisor drivers.

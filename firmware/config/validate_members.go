@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 )
 
 func (c *Config) checkHosts(ps *Problems) {
@@ -130,6 +131,7 @@ func (c *Config) checkVMs(ps *Problems) {
 		}
 		c.checkAfter(ps, key, i, v)
 		c.checkFit(ps, key, v)
+		c.checkMonitoring(ps, key, v)
 		if v.Driver != "" && v.Driver != DriverProcess && v.Driver != DriverQEMU {
 			ps.add(key+".driver", `use "process" or "qemu", or leave it out for hypervisor.driver`, "%q is not a hypervisor driver", v.Driver)
 		} else if c.VMDriver(i) == DriverQEMU && !c.hasFolderDatastore() {
@@ -140,6 +142,42 @@ func (c *Config) checkVMs(ps *Problems) {
 	for _, cyc := range c.cycles() {
 		ps.add(fmt.Sprintf("vms[%d].after", cyc[0]), "remove one of these dependencies",
 			"dependency cycle: %s", c.cycleString(cyc))
+	}
+}
+
+// checkMonitoring checks a VM's guest and application monitoring.
+func (c *Config) checkMonitoring(ps *Problems, key string, v VM) {
+	if d := time.Duration(v.GuestTimeout); d != 0 && (d < time.Second || d > time.Hour) {
+		ps.add(key+".guest_timeout", `write it like "10s", or leave it out`, "%s: a guest timeout is 1s to 1h", d)
+	}
+	if v.GuestFailure != "" && v.GuestFailure != "reset" && v.GuestFailure != "failover" {
+		ps.add(key+".guest_failure", `use "reset" or "failover"`, "%q is not a response to a failed guest", v.GuestFailure)
+	}
+	if v.MaxResets < 0 || v.MaxResets > 100 {
+		ps.add(key+".max_resets", "give 0 to 100", "%d resets", v.MaxResets)
+	}
+	names := map[string]bool{}
+	for j, a := range v.Apps {
+		ak := fmt.Sprintf("%s.apps[%d]", key, j)
+		if !vmNameRE.MatchString(a.Name) {
+			ps.add(ak+".name", "use 1 to 64 letters, digits, '.', '_' or '-', as the guest names it", "%s is not an application name", describe(a.Name))
+		} else if names[a.Name] {
+			ps.add(ak+".name", "give each application one entry", "%q twice", a.Name)
+		}
+		names[a.Name] = true
+		switch a.OnFailure {
+		case "", "restart", "reset", "failover", "none":
+		default:
+			ps.add(ak+".on_failure", `use "restart", "reset", "failover" or "none"`, "%q is not a response", a.OnFailure)
+		}
+		switch a.Then {
+		case "", "reset", "failover", "none":
+		default:
+			ps.add(ak+".then", `use "reset", "failover" or "none"`, "%q is not a response", a.Then)
+		}
+		if a.MaxRestarts < 0 || a.MaxRestarts > 100 {
+			ps.add(ak+".max_restarts", "give 0 to 100", "%d restarts", a.MaxRestarts)
+		}
 	}
 }
 

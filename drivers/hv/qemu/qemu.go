@@ -349,6 +349,22 @@ func (h *Hypervisor) powerdown(name string, _ int) error {
 	return err
 }
 
+// Reset resets the VM (system_reset): a hardware reset, the guest boots
+// again in the same QEMU, which keeps its disks open.
+func (h *Hypervisor) Reset(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, qmpWait)
+	defer cancel()
+	q, err := qmp.Dial(ctx, h.monitor(name))
+	if err != nil {
+		return fmt.Errorf("qemu: reset %s: %w", name, err)
+	}
+	defer q.Close()
+	if _, err := q.Execute(ctx, "system_reset", nil); err != nil {
+		return fmt.Errorf("qemu: reset %s: %w", name, err)
+	}
+	return nil
+}
+
 // Status returns the VM's run state as QMP's query-status says it
 // ("running", "paused", "shutdown", "guest-panicked", ...).
 func (h *Hypervisor) Status(ctx context.Context, name string) (string, error) {

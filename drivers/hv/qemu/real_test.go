@@ -169,6 +169,10 @@ func TestQEMUStartStop(t *testing.T) {
 	r.start("web1")
 	r.start("db1")
 	r.wantRunning("db1", "web1")
+	if err := r.h.Reset(context.Background(), "db1"); err != nil {
+		t.Fatal(err)
+	}
+	r.wait("db1 RESET")
 	for _, f := range []string{"web1.qmp", "web1.events", "web1.guest"} {
 		if fi, err := os.Stat(filepath.Join(r.dir, f)); err != nil || fi.Mode()&os.ModeSocket == 0 {
 			t.Errorf("%s: %v; want a socket", f, err)
