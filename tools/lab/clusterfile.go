@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -59,6 +62,9 @@ func ClusterFile(o Options, dir, device string) string {
 		if i <= len(o.Isolation) && o.Isolation[i-1] != "" {
 			fmt.Fprintf(&b, "isolation_response = %q\n", o.Isolation[i-1])
 		}
+		if o.VMPolicy != "" {
+			b.WriteString(strings.TrimRight(o.VMPolicy, "\n") + "\n")
+		}
 	}
 	return b.String()
 }
@@ -68,10 +74,27 @@ const qemuDiskSize = 1 << 20
 
 // VMDefinition is the definition of a QEMU lab VM (vms/NAME.toml on ds0):
 // the kernel, which panics without a root file system and then idles
-// (panic=0), and its raw disk, which QEMU opens on the host that owns the
-// VM.
-func VMDefinition(name, kernel string) string {
-	return fmt.Sprintf("# The lab VM %s, written by 'vigil lab up'.\nkernel = %q\nappend = \"console=ttyS0 panic=0\"\n\n[[disks]]\nfile = \"disks/%s.img\"\nserial = \"root\"\n", name, kernel, name)
+// (panic=0), or, with an initrd, boots vigil's image as a guest running
+// vigil guest with the guest file guestConfig; and its raw disk, which
+// QEMU opens on the host that owns the VM.
+func VMDefinition(name, kernel, initrd, guestConfig string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The lab VM %s, written by 'vigil lab up'.\nkernel = %q\n", name, kernel)
+	if initrd == "" {
+		b.WriteString("append = \"console=ttyS0 panic=0\"\n")
+	} else {
+		arg := "1"
+		if guestConfig != "" {
+			var z bytes.Buffer
+			w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+			w.Write([]byte(guestConfig))
+			w.Close()
+			arg = base64.StdEncoding.EncodeToString(z.Bytes())
+		}
+		fmt.Fprintf(&b, "initrd = %q\nappend = \"console=ttyS0 vigil.guest=%s\"\n", initrd, arg)
+	}
+	fmt.Fprintf(&b, "\n[[disks]]\nfile = \"disks/%s.img\"\nserial = \"root\"\n", name)
+	return b.String()
 }
 
 // writeVMDefinitions writes every QEMU lab VM's definition and disk into
@@ -85,7 +108,8 @@ func writeVMDefinitions(o Options, dir string) error {
 	}
 	for i := 1; i <= o.VMs; i++ {
 		name := fmt.Sprintf("vm%d", i)
-		if err := os.WriteFile(config.VMDefinitionPath(ds, name), []byte(VMDefinition(name, o.QEMUKernel)), 0o644); err != nil {
+		def := VMDefinition(name, o.QEMUKernel, o.QEMUInitrd, o.GuestConfig)
+		if err := os.WriteFile(config.VMDefinitionPath(ds, name), []byte(def), 0o644); err != nil {
 			return fmt.Errorf("lab: write %s's definition: %w", name, err)
 		}
 		f, err := os.Create(filepath.Join(ds, "disks", name+".img"))

@@ -87,6 +87,15 @@ type Options struct {
 	// uncompressed vmlinux, like image.FetchKernel's) under software
 	// emulation, with a small raw disk each on the folder datastore ds0.
 	QEMUKernel string
+	// QEMUInitrd, with QEMUKernel, boots each QEMU VM into vigil's
+	// firmware image as a guest (vigil.guest): its guest agent runs with
+	// GuestConfig (a guest.toml; empty: heartbeats only).
+	QEMUInitrd  string
+	GuestConfig string
+	// VMPolicy is TOML added to every [[vms]] entry of the cluster file:
+	// its guest and application monitoring (guest_timeout = "5s",
+	// [[vms.apps]] ...).
+	VMPolicy string
 }
 
 var labNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)

@@ -53,7 +53,11 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building vigil: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if imageFix != nil {
+		os.RemoveAll(imageFix.Dir)
+	}
+	return code
 }
 
 // cluster is one lab under test.

@@ -51,16 +51,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup returns the fixture, building it on first use: bin/vigil
-// (static), the kernel from image.FetchKernel and the image from
-// image.Build.
+// setup returns the fixture, building it on first use (qemu.BuildFixture).
 func setup(t testing.TB) *fixture {
 	t.Helper()
 	privtest.Require(t)
 	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
 		privtest.Unavailable(t, qemu.DefaultBinary+" is not installed (make qemu-deps installs it)")
 	}
-	fixOnce.Do(func() { fix, fixSkip, fixErr = build() })
+	fixOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		var f *qemu.Fixture
+		f, fixSkip, fixErr = qemu.BuildFixture(ctx)
+		if f != nil {
+			fix = &fixture{dir: f.Dir, vigil: f.Vigil, kernel: f.Kernel, initrd: f.Initrd, buildIn: f.BuildIn}
+		}
+	})
 	if fixSkip != "" {
 		privtest.Unavailable(t, fixSkip)
 	}
@@ -68,55 +74,6 @@ func setup(t testing.TB) *fixture {
 		t.Fatalf("building the image: %v", fixErr)
 	}
 	return fix
-}
-
-func build() (*fixture, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	start := time.Now()
-	dir, err := os.MkdirTemp("", "vigil-itest")
-	if err != nil {
-		return nil, "", err
-	}
-	f := &fixture{dir: dir, vigil: filepath.Join(dir, "vigil"), initrd: filepath.Join(dir, "initramfs.cpio")}
-	k, err := image.FetchKernel(ctx, image.Cache())
-	if err != nil {
-		return nil, fmt.Sprintf("no kernel for the image: %v (make qemu-deps fetches it)", err), nil
-	}
-	f.kernel = k
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, "", err
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", f.vigil, "./firmware/vigil")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("go build ./firmware/vigil: %v\n%s", err, out)
-	}
-	if err := image.Build(ctx, image.Options{Out: f.initrd, Kernel: k, Vigil: f.vigil}); err != nil {
-		return nil, "", err
-	}
-	f.buildIn = time.Since(start)
-	return f, "", nil
-}
-
-// moduleRoot finds the folder of go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = up
-	}
 }
 
 // cluster is a cluster file for the tests: hosts h1..hN with one address

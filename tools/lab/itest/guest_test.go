@@ -1,0 +1,153 @@
+package itest
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-ha/vigil/tools/lab"
+	"github.com/vigil-ha/vigil/tools/lab/demo"
+	"github.com/vigil-ha/vigil/tools/privtest"
+	"github.com/vigil-ha/vigil/tools/qemu"
+)
+
+var (
+	imageOnce sync.Once
+	imageFix  *qemu.Fixture
+	imageSkip string
+	imageErr  error
+)
+
+// guestImage returns vigil's firmware image, built once per test binary,
+// for VMs that boot it as their guest.
+func guestImage(t *testing.T) *qemu.Fixture {
+	t.Helper()
+	privtest.Require(t)
+	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
+		privtest.Unavailable(t, qemu.DefaultBinary+" is not installed (make qemu-deps installs it)")
+	}
+	imageOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		imageFix, imageSkip, imageErr = qemu.BuildFixture(ctx)
+	})
+	if imageSkip != "" {
+		privtest.Unavailable(t, imageSkip)
+	}
+	if imageErr != nil {
+		t.Fatalf("building the image: %v", imageErr)
+	}
+	return imageFix
+}
+
+// The guest file of TestGuestApplication's VM: an application the guest
+// agent runs, which crashes every 3 s.
+const crashingGuest = `heartbeat = "250ms"
+
+[[apps]]
+name = "app"
+run = ["/bin/vigil", "lab-vm", "--name", "app", "--cpu", "1", "--memory-mib", "1", "--exit-after", "3s"]
+`
+
+// Its policy on the host: restarted in the guest twice in 10 minutes, then
+// failed over.
+const crashingPolicy = `guest_timeout = "10s"
+guest_boot_grace = "90s"
+
+[[vms.apps]]
+name = "app"
+max_restarts = 2
+restart_window = "10m"
+then = "failover"
+`
+
+// TestGuestApplication: a QEMU VM boots vigil's image as its guest, whose
+// guest agent runs an application that crashes every 3 s. Its host hears
+// the guest, sees each crash in the next heartbeat and has the guest
+// restart the application, twice; the third crash spends the budget and
+// the VM fails over to another host, where it boots and its guest is
+// heard again. Its disk is never open on two hosts.
+func TestGuestApplication(t *testing.T) {
+	img := guestImage(t)
+	t0 := time.Now()
+	c := newClusterWith(t, lab.Options{Hosts: 3, Links: 2, VMs: 1, QEMUKernel: img.Kernel.Vmlinux, QEMUInitrd: img.Initrd,
+		GuestConfig: crashingGuest, VMPolicy: crashingPolicy})
+	first := c.vmsOn("h1")
+	if !slices.Equal(first, []string{"vm1"}) {
+		t.Fatalf("h1 runs %v; want vm1", first)
+	}
+	c.waitFor("vm1's guest heard on h1", 90*time.Second, func() bool {
+		c.oneDiskHolder(0)
+		return len(c.loggedOn("h1", t0, "guest", "guest agent says hello")) > 0
+	})
+	c.waitFor("vm1 failed over", 90*time.Second, func() bool {
+		c.oneDiskHolder(0)
+		return len(c.loggedOn("h1", t0, "guest", "failing the VM over")) > 0
+	})
+	restarts := c.loggedOn("h1", t0, "guest", "restarting a guest application")
+	if len(restarts) != 2 {
+		t.Errorf("%d restarts asked; want 2 before the failover", len(restarts))
+	}
+	// The time from the host seeing each crash to the application
+	// running again in the guest.
+	down := c.loggedOn("h1", t0, "guest", "guest application not running")
+	up := c.loggedOn("h1", t0, "guest", "guest application running")
+	var lat []time.Duration
+	for _, r := range restarts {
+		var seen time.Time // the crash this restart answers
+		for _, d := range down {
+			if !d.Time.After(r.Time) {
+				seen = d.Time
+			}
+		}
+		for _, u := range up {
+			if u.Time.After(r.Time) && !seen.IsZero() {
+				lat = append(lat, u.Time.Sub(seen))
+				break
+			}
+		}
+	}
+	if len(lat) != 2 {
+		t.Errorf("%d crashes came back (%d seen down, %d up); want 2", len(lat), len(down), len(up))
+	}
+	slices.Sort(lat)
+	t.Logf("guest application crash to running again: %v", lat)
+	if len(lat) > 0 && lat[len(lat)/2] > 2*time.Second {
+		t.Errorf("median crash-to-restart %v; the target is under 2 s", lat[len(lat)/2])
+	}
+	c.waitFor("vm1 running on another host", 60*time.Second, func() bool {
+		c.oneDiskHolder(0)
+		where := c.running(nil)
+		return where["vm1"] != "" && where["vm1"] != "h1"
+	})
+	moved := c.logged(t0, "assign", "restart")
+	if len(moved) == 0 || moved[0].Attrs["from"] != "h1" || !strings.Contains(toString(moved[0].Attrs["detail"]), "app-failed") {
+		t.Errorf("the restart elsewhere: %+v; want from h1 after app-failed", moved)
+	}
+	host := c.running(nil)["vm1"]
+	c.waitFor("vm1's guest heard on "+host, 90*time.Second, func() bool {
+		c.oneDiskHolder(0)
+		return len(c.loggedOn(host, t0, "guest", "guest agent says hello")) > 0
+	})
+	c.onlyOnce(1, "h1")
+}
+
+// loggedOn is logged for one host's lines.
+func (c *cluster) loggedOn(host string, since time.Time, component, sub string) []demo.Line {
+	var out []demo.Line
+	for _, l := range c.logged(since, component, sub) {
+		if l.Host == host {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func toString(v any) string {
+	s, _ := v.(string)
+	return s
+}
