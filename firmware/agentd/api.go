@@ -1,6 +1,8 @@
 package agentd
 
 import (
+	"github.com/vigil-ha/vigil/drivers/appwatch"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +47,8 @@ type StatusReply struct {
 	// Guests are the guests of the QEMU VMs this host runs, as their
 	// guest agents last reported.
 	Guests []GuestStatus
+	// Services are the host daemons this agent watches.
+	Services []appwatch.State
 }
 
 // ExplainReply is GET /v1/explain?host=NAME.
@@ -201,6 +205,7 @@ func (d *daemon) statusReply() StatusReply {
 	rep.OwnBMC = d.ownBMC
 	rep.PID, rep.RSS = os.Getpid(), selfRSS()
 	rep.Guests = d.guests.statuses()
+	rep.Services = d.services.states()
 	if d.kern != nil {
 		rep.Kernel = append(rep.Kernel, d.kern.features...)
 	}

@@ -195,7 +195,7 @@ func (d *daemon) fenceSelf(by string) error {
 		}
 	}
 	if l != nil {
-		d.log.Error("self-fence ordered by an operator: powering off through this host's BMC", "component", "wd", "by", by, "reset", reset)
+		d.log.Error("self-fence ordered: powering off through this host's BMC", "component", "wd", "by", by, "reset", reset)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -216,6 +216,6 @@ func (d *daemon) fenceSelf(by string) error {
 		return fmt.Errorf("cannot fence this host: no in-band BMC (%s) and the watchdog is not armed: power it off through its BMC from another host (vigil fence)", ipmi.DefaultDevice)
 	}
 	d.petStopped = "self-fence ordered by " + by
-	d.log.Error("self-fence ordered by an operator: the watchdog is no longer petted", "component", "wd", "by", by, "within", time.Duration(d.cfg.Timing.WatchdogTimeout))
+	d.log.Error("self-fence ordered: the watchdog is no longer petted", "component", "wd", "by", by, "within", time.Duration(d.cfg.Timing.WatchdogTimeout))
 	return nil
 }

@@ -34,15 +34,16 @@ type daemon struct {
 	node *cluster.Node
 	ag   *agent.Agent
 
-	codec   *hb.Codec // the loop's, for sending
-	sendBuf []byte
-	keys    *keyState
-	nics    nic.Links
-	gateway []bool
-	stores  []datastore.Store
-	hv      hv.Hypervisor
-	guests  guests // the QEMU VMs' guest monitoring
-	wd      watchdog.Device
+	codec    *hb.Codec // the loop's, for sending
+	sendBuf  []byte
+	keys     *keyState
+	nics     nic.Links
+	gateway  []bool
+	stores   []datastore.Store
+	hv       hv.Hypervisor
+	guests   guests    // the QEMU VMs' guest monitoring
+	services *services // the host daemons watched ([[services]]); nil: none
+	wd       watchdog.Device
 
 	events  chan cluster.Event
 	calls   chan func()
@@ -308,6 +309,10 @@ func (d *daemon) loop(ctx context.Context) error {
 	defer stopProbes()
 	d.probeCtx = probes
 	d.probeBMCs(probes, d.opts.BMCProbe)
+	if err := d.openServices(probes); err != nil {
+		return err
+	}
+	defer d.services.close()
 	// The loop wakes drainsPerTick times a heartbeat interval to take the
 	// heartbeats queued in the sockets (their kernel stamps keep the
 	// detector exact), and ticks the core on every drainsPerTick-th.

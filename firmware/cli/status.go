@@ -123,6 +123,17 @@ func printAgentStatus(w io.Writer, r *agentd.StatusReply) {
 	}
 	printVMs(w, r)
 	printGuests(w, r)
+	for _, s := range r.Services {
+		if s.Running {
+			fmt.Fprintf(w, "service %s: running (pid %d, %s)", s.Name, s.PID, s.Detail)
+		} else {
+			fmt.Fprintf(w, "service %s: DOWN (%s)", s.Name, s.Detail)
+		}
+		if s.Exits > 0 {
+			fmt.Fprintf(w, ", %d exits", s.Exits)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, k := range r.Keys {
 		use := "accepted"
 		if k.Signs {

@@ -28,6 +28,26 @@ type Config struct {
 	Hosts []Host `toml:"hosts"`
 	// VMs are the virtual machines the cluster keeps running.
 	VMs []VM `toml:"vms,omitempty"`
+	// Services are host daemons every host's agent watches (a storage or
+	// network daemon its VMs depend on).
+	Services []Service `toml:"services,omitempty"`
+}
+
+// Service is a host daemon the agent watches: exactly one of Process,
+// Pidfile and Unit finds it.
+type Service struct {
+	Name    string   `toml:"name"`
+	Process string   `toml:"process,omitempty"`
+	Pidfile string   `toml:"pidfile,omitempty"`
+	Unit    string   `toml:"unit,omitempty"`
+	Start   []string `toml:"start,omitempty"`
+	// MaxRestarts restarts within RestartWindow (default 3 in 10m), each
+	// after a backoff (1s, doubling up to 30s); past them, Then:
+	// "evacuate" (the default: the host enters maintenance, its VMs move
+	// away), "self-fence" or "none".
+	MaxRestarts   int      `toml:"max_restarts,omitempty"`
+	RestartWindow Duration `toml:"restart_window,omitempty"`
+	Then          string   `toml:"then,omitempty"`
 }
 
 // Cluster is the [cluster] table.

@@ -48,6 +48,7 @@ func (c *Config) Validate() Problems {
 	c.checkDatastores(&ps)
 	c.checkHosts(&ps)
 	c.checkVMs(&ps)
+	c.checkServices(&ps)
 	if len(ps) == 0 {
 		return nil
 	}

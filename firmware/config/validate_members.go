@@ -181,6 +181,41 @@ func (c *Config) checkMonitoring(ps *Problems, key string, v VM) {
 	}
 }
 
+// checkServices checks the [[services]] the agents watch.
+func (c *Config) checkServices(ps *Problems) {
+	names := map[string]string{}
+	for i, s := range c.Services {
+		key := fmt.Sprintf("services[%d]", i)
+		checkName(ps, key+".name", s.Name, vmNameRE, "1 to 64 characters of letters, digits, '.', '_' and '-'", names)
+		n := 0
+		for _, x := range []string{s.Process, s.Pidfile, s.Unit} {
+			if x != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			ps.add(key, `set exactly one of process = "NAME", pidfile = "/run/x.pid" and unit = "x.service"`, "%d ways to find it", n)
+		}
+		if s.Pidfile != "" && !path.IsAbs(s.Pidfile) {
+			ps.add(key+".pidfile", "give an absolute path", "%q is relative", s.Pidfile)
+		}
+		if s.Unit == "" && len(s.Start) == 0 {
+			ps.add(key+".start", `give the command that starts it, like ["/usr/sbin/multipathd"]`, "the agent cannot restart %s without it", s.Name)
+		}
+		if len(s.Start) > 0 && !path.IsAbs(s.Start[0]) {
+			ps.add(key+".start", "give the program's absolute path", "%q is not an absolute path", s.Start[0])
+		}
+		switch s.Then {
+		case "", "evacuate", "self-fence", "none":
+		default:
+			ps.add(key+".then", `use "evacuate", "self-fence" or "none"`, "%q is not a response", s.Then)
+		}
+		if s.MaxRestarts < 0 || s.MaxRestarts > 100 {
+			ps.add(key+".max_restarts", "give 0 to 100", "%d restarts", s.MaxRestarts)
+		}
+	}
+}
+
 // checkHypervisor checks the [hypervisor] table.
 func (c *Config) checkHypervisor(ps *Problems) {
 	h := c.Hypervisor
