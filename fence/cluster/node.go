@@ -289,8 +289,31 @@ func (n *Node) command(now time.Duration, c Command) {
 		n.bump()
 		n.logf(slog.LevelWarn, "agent", "stopping: stopping this host's VMs and releasing them for restart elsewhere")
 		n.releaseAll(now, AgentStop, VMStop)
+	case "vm-stop":
+		if c.VM < 0 || c.VM >= len(n.spec.VMs) {
+			return
+		}
+		lc := n.claims[c.VM]
+		if lc == nil || !lc.State.live() || lc.stopping {
+			n.logf(slog.LevelWarn, "vm", "stop of %s asked, but it does not run here", n.vmName(c.VM))
+			return
+		}
+		n.logf(slog.LevelInfo, "vm", "stopping %s on an operator's request: it stays stopped until started again", n.vmName(c.VM))
+		n.release(c.VM, Stopped, VMStop)
+	case "vm-start":
+		if c.VM < 0 || c.VM >= len(n.spec.VMs) {
+			return
+		}
+		lc := n.claims[c.VM]
+		if lc == nil || lc.State != Released || lc.Reason != Stopped {
+			n.logf(slog.LevelWarn, "vm", "start of %s asked, but this host holds no operator's stop of it", n.vmName(c.VM))
+			return
+		}
+		lc.Reason = StartAsked
+		n.logf(slog.LevelInfo, "vm", "start of %s asked: the coordinator places it", n.vmName(c.VM))
+		n.bump()
 	default:
-		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit, shutdown", c.Name)
+		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit, shutdown, vm-stop, vm-start", c.Name)
 	}
 }
 

@@ -454,3 +454,37 @@ func TestVMFailover(t *testing.T) {
 		t.Errorf("an unknown reason: %q", got)
 	}
 }
+
+// TestVMStopStart: an operator's stop of a VM running here stops it and
+// releases it as stopped (never restarted); a start of it marks the
+// release start-asked, for the coordinator to place; either of a VM not
+// held here is refused with a log line.
+func TestVMStopStart(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 2)
+	b.run(5*time.Second, 0, 1)
+	b.step(Command{Name: "vm-start", VM: 0})
+	if !b.logged("start of vm1 asked, but this host holds no operator's stop of it") {
+		t.Fatalf("a start of a VM not stopped here: %q", b.logs)
+	}
+	b.step(Received{Msg: &hb.Message{From: 0, Incarnation: 1, Link: 0, Version: 101, Coordinator: 0,
+		Assignments: []hb.Assignment{{VM: 0, Host: 2, Epoch: 1, From: -1}}}})
+	b.run(b.now+500*msec, 0, 1)
+	b.step(VMDone{VM: 0, Op: VMStart, Seq: b.n.claims[0].opSeq})
+	b.step(Command{Name: "vm-stop", VM: 7})
+	b.step(Command{Name: "vm-stop", VM: 0})
+	if c := b.n.claims[0]; !c.stopping || c.pend != Stopped {
+		t.Fatalf("claim %+v: want a stop pending, stopped", c.Claim)
+	}
+	b.step(VMDone{VM: 0, Op: VMStop, Seq: b.n.claims[0].opSeq})
+	if c := b.n.claims[0]; c.State != Released || c.Reason != Stopped {
+		t.Fatalf("claim %+v; want released, stopped", c.Claim)
+	}
+	b.step(Command{Name: "vm-stop", VM: 0})
+	if !b.logged("stop of vm1 asked, but it does not run here") {
+		t.Errorf("a second stop: %q", b.logs)
+	}
+	b.step(Command{Name: "vm-start", VM: 0})
+	if c := b.n.claims[0]; c.State != Released || c.Reason != StartAsked || c.Reason.String() != "start-asked" {
+		t.Fatalf("claim %+v; want released, start-asked", c.Claim)
+	}
+}

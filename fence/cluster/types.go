@@ -52,9 +52,10 @@ const (
 	Declined           // assigned to a host that could not take it
 	AgentStop          // the agent was stopped (shutdown): restarted elsewhere
 	AppFailed          // its guest or an application in it failed past the policy: failed over
+	StartAsked         // an operator started a VM they had stopped: placed anywhere
 )
 
-var reasonNames = [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop", "app-failed"}
+var reasonNames = [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop", "app-failed", "start-asked"}
 
 // String names r; a reason this build does not know (read from a newer
 // host's record) is "reason-N".
@@ -202,7 +203,8 @@ type VMFailover struct {
 
 // Command is an operator request for this host.
 type Command struct {
-	Name string // "maintenance-enter", "maintenance-exit", "shutdown"
+	Name string // "maintenance-enter", "maintenance-exit", "shutdown", "vm-stop", "vm-start"
+	VM   int    // the VM of vm-stop and vm-start
 }
 
 func (Tick) event()           {}

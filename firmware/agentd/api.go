@@ -147,8 +147,24 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 			reply(w, struct{ OK bool }{true}, err)
 			return
 		}
+		if name == "vm-stop" || name == "vm-start" {
+			vm := r.URL.Query().Get("vm")
+			v := d.vmIndex(vm)
+			if v < 0 {
+				http.Error(w, fmt.Sprintf("%s: no VM %q in the cluster file", name, vm), http.StatusNotFound)
+				return
+			}
+			var bad error
+			err := d.call(r.Context(), func() { bad = d.vmCommand(name, v) })
+			if err == nil && bad != nil {
+				http.Error(w, bad.Error(), http.StatusConflict)
+				return
+			}
+			reply(w, struct{ OK bool }{true}, err)
+			return
+		}
 		if name != "maintenance-enter" && name != "maintenance-exit" {
-			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit, rejoin or fence-self", name), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit, vm-stop, vm-start, rejoin or fence-self", name), http.StatusBadRequest)
 			return
 		}
 		err := d.call(r.Context(), func() { d.ag.Handle(cluster.Command{Name: name}) })
@@ -189,6 +205,27 @@ func (d *daemon) call(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// vmCommand hands an operator's vm-stop or vm-start of VM v to the core,
+// after checking that this host holds what it needs: a running VM to
+// stop, an operator's stop to undo.
+func (d *daemon) vmCommand(name string, v int) error {
+	vm := d.cfg.VMs[v].Name
+	var st *cluster.VMStatus
+	for _, s := range d.node.Status(env{d}.Now()).VMs {
+		if s.Name == vm {
+			st = &s
+		}
+	}
+	switch {
+	case name == "vm-stop" && (st == nil || (st.State != "running" && st.State != "starting")):
+		return fmt.Errorf("%s does not run on this host: stop it on the host that runs it (vigil vm list)", vm)
+	case name == "vm-start" && (st == nil || st.State != "released" || st.Reason != "stopped"):
+		return fmt.Errorf("this host holds no operator's stop of %s: start it on the host where it was stopped (vigil vm list)", vm)
+	}
+	d.ag.Handle(cluster.Command{Name: name, VM: v})
+	return nil
 }
 
 func (d *daemon) statusReply() StatusReply {

@@ -178,32 +178,7 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 			bad[se.Host] = se.Reason
 		}
 	}
-	var recs []*cluster.Record
-	var incs []*cluster.Incident
-	var badIncs []error
-	var err error
-	if isDir(target) {
-		v.Kind = "folder"
-		var d *datastore.Dir
-		if d, err = datastore.OpenDir(target, cfg.Cluster.Name, len(cfg.Hosts)); err == nil {
-			d.BadSlot = onBad
-			if recs, err = d.ReadAll(); err == nil {
-				incs, badIncs, err = d.ReadIncidents()
-			}
-		}
-	} else {
-		v.Kind = "block"
-		var b *datastore.Block
-		if b, err = datastore.OpenBlock(target, cfg.Cluster.Name, len(cfg.Hosts)); err == nil {
-			h := b.Header()
-			v.Header = &h
-			b.BadSlot = onBad
-			if recs, err = b.ReadAll(); err == nil {
-				incs, badIncs, err = b.ReadIncidents()
-			}
-			b.Close()
-		}
-	}
+	recs, incs, badIncs, err := readDatastore(target, cfg, &v, onBad)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil datastore %s: %v\n", verb, err)
 		return 1
@@ -237,6 +212,34 @@ func datastoreRead(verb, target string, cfg *config.Config, asJSON bool, stdout,
 		return 1 // a record failed its checks: say so to scripts too
 	}
 	return 0
+}
+
+// readDatastore reads every slot and incident of the datastore at target
+// (a folder or a block device), filling v's kind and header.
+func readDatastore(target string, cfg *config.Config, v *datastoreView, onBad func(error)) (recs []*cluster.Record, incs []*cluster.Incident, badIncs []error, err error) {
+	if isDir(target) {
+		v.Kind = "folder"
+		var d *datastore.Dir
+		if d, err = datastore.OpenDir(target, cfg.Cluster.Name, len(cfg.Hosts)); err == nil {
+			d.BadSlot = onBad
+			if recs, err = d.ReadAll(); err == nil {
+				incs, badIncs, err = d.ReadIncidents()
+			}
+		}
+		return
+	}
+	v.Kind = "block"
+	var b *datastore.Block
+	if b, err = datastore.OpenBlock(target, cfg.Cluster.Name, len(cfg.Hosts)); err == nil {
+		h := b.Header()
+		v.Header = &h
+		b.BadSlot = onBad
+		if recs, err = b.ReadAll(); err == nil {
+			incs, badIncs, err = b.ReadIncidents()
+		}
+		b.Close()
+	}
+	return
 }
 
 func recordState(r *cluster.Record) string {
