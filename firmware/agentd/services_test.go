@@ -100,7 +100,9 @@ func TestServices(t *testing.T) {
 	wait("service keeps failing: evacuating this host")
 	wait("this host is in maintenance")
 	var entered bool
-	if err := d.call(ctx, func() { entered = slices.ContainsFunc(env.Calls, func(c string) bool { return strings.Contains(c, "entering maintenance") }) }); err != nil || !entered {
+	if err := d.call(ctx, func() {
+		entered = slices.ContainsFunc(env.Calls, func(c string) bool { return strings.Contains(c, "entering maintenance") })
+	}); err != nil || !entered {
 		t.Errorf("the core was not told to enter maintenance (%v): %q", err, env.Calls)
 	}
 	kill() // leave nothing behind: the restarted sleep
