@@ -54,7 +54,7 @@ func TestReader(t *testing.T) {
 
 // rawPTY returns a pty's master and the path of its slave in raw mode: a
 // character device like the guest's virtio-serial port.
-func rawPTY(t *testing.T) (*os.File, string) {
+func rawPTY(t testing.TB) (*os.File, string) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -209,4 +209,59 @@ func TestFindPort(t *testing.T) {
 	if got := findPort(DevicePath, sys); got != "/dev/vport2p1" {
 		t.Errorf("found %s; want /dev/vport2p1", got)
 	}
+}
+
+// BenchmarkAppRestart: an application the guest agent runs is killed; the
+// host (here, the benchmark) sees its exit in a heartbeat, asks for a
+// restart, and sees it running again. One op is that whole round trip
+// over a character device.
+func BenchmarkAppRestart(b *testing.B) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		b.Skip("no sleep program")
+	}
+	master, port := rawPTY(b)
+	a := NewAgent(port, "bench", time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := appwatch.New([]appwatch.App{{Name: "app", Run: []string{sleep, "1000"}}}, time.Second, a.Changed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.Apps = w
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	go a.Run(ctx)
+	host := NewReader(master)
+	conn := NewConn(fileConn{master})
+	running := func() int {
+		for {
+			m, err := host.Read()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m.Type == TypeHeartbeat && len(m.Apps) == 1 && m.Apps[0].Running {
+				return m.Apps[0].PID
+			}
+		}
+	}
+	pid := running()
+	b.ResetTimer()
+	for range b.N {
+		unix.Kill(pid, unix.SIGKILL)
+		for {
+			m, err := host.Read()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m.Type == TypeHeartbeat && len(m.Apps) == 1 && !m.Apps[0].Running {
+				break
+			}
+		}
+		if _, err := conn.Restart("app"); err != nil {
+			b.Fatal(err)
+		}
+		pid = running()
+	}
+	b.StopTimer()
+	unix.Kill(pid, unix.SIGKILL)
 }
