@@ -28,6 +28,7 @@ var DefaultModules = []string{
 	"ipmi_msghandler", "ipmi_si", "ipmi_devintf",
 	"virtio_pci", "virtio_net", "virtio_blk",
 	"virtio_console", // the guest agent's virtio-serial port, when the image is a VM's guest
+	"button", "evdev", // the ACPI power button, which shuts a guest down
 }
 
 // Options are what Build puts into an image.

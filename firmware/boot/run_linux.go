@@ -24,6 +24,9 @@ type Options struct {
 	TTY     string    // the console's tty ("": /dev/ttyS0)
 	Exe     string    // the vigil binary ("": this one)
 	Log     io.Writer // the boot log ("": /dev/console, else stderr)
+	// PowerOff ends a guest whose power button was pressed (nil: the
+	// real power-off; tests replace it).
+	PowerOff func() error
 }
 
 // Run boots the host and supervises the agent and the console until ctx
@@ -37,6 +40,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.TTY == "" {
 		o.TTY = "/dev/ttyS0"
+	}
+	if o.PowerOff == nil {
+		o.PowerOff = powerOff
 	}
 	if o.Exe == "" {
 		exe, err := os.Executable()
@@ -107,7 +113,22 @@ func runGuest(ctx context.Context, o Options, s Settings, logf func(string, ...a
 		args = append(args, "--config", file)
 	}
 	logf("a VM's guest: starting vigil guest")
-	supervise(ctx, logf, "guest", o.Exe, args)
+	run, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The host stops a VM with its ACPI power button: shut down then,
+	// so that the host need not wait for its stop timeout.
+	pressed := make(chan struct{})
+	go watchPowerButton(run, func(dev string) {
+		logf("power button (%s): stopping vigil guest and powering off", dev)
+		close(pressed)
+		cancel()
+	})
+	supervise(run, logf, "guest", o.Exe, args)
+	select {
+	case <-pressed:
+		return o.PowerOff()
+	default:
+	}
 	return ctx.Err()
 }
 

@@ -69,8 +69,9 @@ then = "failover"
 // guest agent runs an application that crashes every 3 s. Its host hears
 // the guest, sees each crash in the next heartbeat and has the guest
 // restart the application, twice; the third crash spends the budget and
-// the VM fails over to another host, where it boots and its guest is
-// heard again. Its disk is never open on two hosts.
+// the VM fails over to another host: stopped through its ACPI power
+// button, which the guest obeys, it boots on another host and its guest
+// is heard again. Its disk is never open on two hosts.
 func TestGuestApplication(t *testing.T) {
 	img := guestImage(t)
 	t0 := time.Now()
@@ -125,11 +126,22 @@ func TestGuestApplication(t *testing.T) {
 	if len(moved) == 0 || moved[0].Attrs["from"] != "h1" || !strings.Contains(toString(moved[0].Attrs["detail"]), "app-failed") {
 		t.Errorf("the restart elsewhere: %+v; want from h1 after app-failed", moved)
 	}
+	// The VM was stopped through its ACPI power button, which the guest
+	// obeyed: it powered off by itself rather than being killed.
+	shut := c.loggedOn("h1", t0, "vm", "QEMU event SHUTDOWN")
+	if len(shut) == 0 || !strings.Contains(toString(shut[0].Attrs["data"]), "guest-shutdown") {
+		t.Errorf("h1 logged no guest shutdown of vm1: %+v", shut)
+	}
 	host := c.running(nil)["vm1"]
 	c.waitFor("vm1's guest heard on "+host, 90*time.Second, func() bool {
 		c.oneDiskHolder(0)
 		return len(c.loggedOn(host, t0, "guest", "guest agent says hello")) > 0
 	})
+	fo := c.loggedOn("h1", t0, "guest", "failing the VM over")[0].Time
+	if ran := c.loggedOn(host, fo, "vm", "vm1 running"); len(ran) > 0 {
+		hello := c.loggedOn(host, fo, "guest", "guest agent says hello")[0].Time
+		t.Logf("failover: the third crash to vm1's QEMU running on %s %v, to its guest heard there %v", host, ran[0].Time.Sub(fo).Round(time.Millisecond), hello.Sub(fo).Round(time.Millisecond))
+	}
 	c.onlyOnce(1, "h1")
 }
 
