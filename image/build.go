@@ -27,7 +27,7 @@ var DefaultModules = []string{
 	"i6300esb", "ib700wdt",
 	"ipmi_msghandler", "ipmi_si", "ipmi_devintf",
 	"virtio_pci", "virtio_net", "virtio_blk",
-	"virtio_console", // the guest agent's virtio-serial port, when the image is a VM's guest
+	"virtio_console",  // the guest agent's virtio-serial port, when the image is a VM's guest
 	"button", "evdev", // the ACPI power button, which shuts a guest down
 }
 
