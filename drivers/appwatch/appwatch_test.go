@@ -223,3 +223,44 @@ func TestRun(t *testing.T) {
 	syscall.Kill(s2.PID, syscall.SIGKILL)
 	r.want("app", "exited again", func(s State) bool { return !s.Running && s.Exits == 2 })
 }
+
+// TestUnit: an application found as a systemd unit's main process, and
+// restarted with systemctl restart. systemd does not run here: a
+// systemctl stand-in on PATH answers show and restart from a file, as
+// systemd would from its unit.
+func TestUnit(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep program")
+	}
+	bin := t.TempDir()
+	state := filepath.Join(bin, "mainpid")
+	script := fmt.Sprintf(`#!/bin/sh
+# systemctl show --property=MainPID --value UNIT | systemctl restart UNIT
+case "$1" in
+show) cat %[1]s 2>/dev/null || echo 0 ;;
+restart) [ "$2" = "db.service" ] || { echo "Unit $2 not found." >&2; exit 5; }
+	%[2]s 1000 </dev/null >/dev/null 2>&1 &
+	echo $! > %[1]s ;;
+esac
+`, state, sleep)
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	r := newRig(t, App{Name: "db", Unit: "db.service"}, App{Name: "gone", Unit: "gone.service"})
+	r.want("db", "no main process", func(s State) bool {
+		return !s.Running && strings.Contains(s.Detail, "unit db.service has no main process")
+	})
+	if err := r.w.Restart(context.Background(), "db"); err != nil {
+		t.Fatal(err)
+	}
+	s := r.want("db", "running", func(s State) bool { return s.Running })
+	if s.Detail != "main process of db.service" {
+		t.Errorf("detail %q", s.Detail)
+	}
+	t.Cleanup(func() { syscall.Kill(s.PID, syscall.SIGKILL) })
+	if err := r.w.Restart(context.Background(), "gone"); err == nil || !strings.Contains(err.Error(), "systemctl restart gone.service") {
+		t.Errorf("restarting a unit systemctl does not know: %v", err)
+	}
+}
