@@ -312,8 +312,19 @@ func (n *Node) command(now time.Duration, c Command) {
 		lc.Reason = StartAsked
 		n.logf(slog.LevelInfo, "vm", "start of %s asked: the coordinator places it", n.vmName(c.VM))
 		n.bump()
+	case "vm-move":
+		if c.VM < 0 || c.VM >= len(n.spec.VMs) || c.Host < 0 || c.Host >= len(n.spec.Hosts) || c.Host >= 64 {
+			return
+		}
+		lc := n.claims[c.VM]
+		if lc == nil || !lc.State.live() || lc.stopping || c.Host == n.self {
+			n.logf(slog.LevelWarn, "vm", "move of %s to %s asked, but it does not run here, or runs there already", n.vmName(c.VM), n.name(c.Host))
+			return
+		}
+		n.logf(slog.LevelInfo, "vm", "moving %s to %s on an operator's request: stopping it here", n.vmName(c.VM), n.name(c.Host))
+		n.release(c.VM, MovedTo(c.Host), VMStop)
 	default:
-		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit, shutdown, vm-stop, vm-start", c.Name)
+		n.logf(slog.LevelWarn, "agent", "unknown command %q ignored: known are maintenance-enter, maintenance-exit, shutdown, vm-stop, vm-start, vm-move", c.Name)
 	}
 }
 

@@ -488,3 +488,28 @@ func TestVMStopStart(t *testing.T) {
 		t.Fatalf("claim %+v; want released, start-asked", c.Claim)
 	}
 }
+
+// TestVMMove: an operator's move of a VM running here stops it and
+// releases it as moved to the target host, which the coordinator prefers;
+// a move to this host, or of a VM not running here, is refused.
+func TestVMMove(t *testing.T) {
+	b := newBench(t, testSpec(3, 1), 2)
+	b.run(5*time.Second, 0, 1)
+	b.step(Received{Msg: &hb.Message{From: 0, Incarnation: 1, Link: 0, Version: 101, Coordinator: 0,
+		Assignments: []hb.Assignment{{VM: 0, Host: 2, Epoch: 1, From: -1}}}})
+	b.run(b.now+500*msec, 0, 1)
+	b.step(VMDone{VM: 0, Op: VMStart, Seq: b.n.claims[0].opSeq})
+	b.step(Command{Name: "vm-move", VM: 0, Host: 2})
+	if !b.logged("move of vm1 to h3 asked, but it does not run here, or runs there already") || b.n.claims[0].stopping {
+		t.Fatalf("a move to this host: %q", b.logs)
+	}
+	b.step(Command{Name: "vm-move", VM: 0, Host: 1})
+	b.step(VMDone{VM: 0, Op: VMStop, Seq: b.n.claims[0].opSeq})
+	c := b.n.claims[0]
+	if h, ok := c.Reason.MoveTarget(); c.State != Released || !ok || h != 1 || c.Reason.String() != "moved-to-1" {
+		t.Fatalf("claim %+v; want released, moved to host 1", c.Claim)
+	}
+	if _, ok := Stopped.MoveTarget(); ok {
+		t.Error("a plain reason read as a move")
+	}
+}

@@ -20,6 +20,8 @@ type candidate struct {
 	first bool // never ran: admission control applies
 	avoid []int
 	why   Reason // why the old owner released it (proof a)
+	// prefer is an operator's move target plus one (0: none).
+	prefer int
 }
 
 func (c *coordinator) candidates(now time.Duration) []candidate {
@@ -63,10 +65,16 @@ func (c *coordinator) candidates(now time.Duration) []candidate {
 		case o.host < 0:
 			cands = append(cands, candidate{vm: v, from: -1, first: true})
 		case o.state == Released:
-			if o.why == Stopped || (!spec.Protected && o.why != Maintenance && o.why != AgentStop && o.why != Declined && o.why != Conflict) {
+			target, moved := o.why.MoveTarget()
+			operator := moved || o.why == StartAsked
+			if o.why == Stopped || (!spec.Protected && !operator && o.why != Maintenance && o.why != AgentStop && o.why != Declined && o.why != Conflict) {
 				continue
 			}
 			cd := candidate{vm: v, from: o.host, epoch: o.epoch, why: o.why, proof: Proof{Kind: ProofReleased, Host: o.host, At: now, Detail: n.name(o.host) + " stopped it (" + o.why.String() + ")"}}
+			if moved {
+				cd.prefer = target + 1
+				cd.proof.Detail = n.name(o.host) + " stopped it (moved to " + n.name(target) + " by an operator)"
+			}
 			if o.why == StartFailed || o.why == Exited || o.why == AppFailed {
 				if !c.retry(now, v, o) {
 					continue
@@ -182,6 +190,9 @@ func (c *coordinator) plan(now time.Duration) {
 	for i := range cands {
 		cd := &cands[i]
 		pv := c.pvm(cd.vm, cd.avoid)
+		if cd.prefer > 0 {
+			pv.Preferred = cd.prefer - 1
+		}
 		if cd.first && n.spec.VMs[cd.vm].Protected {
 			if err := ledger.Admit(pv); err != nil {
 				c.say(cd.vm, slog.LevelWarn, "%v", err)

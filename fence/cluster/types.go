@@ -57,9 +57,27 @@ const (
 
 var reasonNames = [...]string{"", "isolation", "maintenance", "start-failed", "conflict", "exited", "rejoined", "stopped", "declined", "agent-stop", "app-failed", "start-asked"}
 
+// moveBase + H is the reason of a VM an operator moves to host H (H below
+// MaxHosts): released here, to be placed on H when it has room.
+const moveBase Reason = 64
+
+// MovedTo is the release reason of a VM an operator moves to host h.
+func MovedTo(h int) Reason { return moveBase + Reason(h) }
+
+// MoveTarget returns the host of a MovedTo reason.
+func (r Reason) MoveTarget() (int, bool) {
+	if r >= moveBase && r < moveBase+64 {
+		return int(r - moveBase), true
+	}
+	return 0, false
+}
+
 // String names r; a reason this build does not know (read from a newer
 // host's record) is "reason-N".
 func (r Reason) String() string {
+	if h, ok := r.MoveTarget(); ok {
+		return fmt.Sprintf("moved-to-%d", h)
+	}
 	if int(r) < len(reasonNames) {
 		return reasonNames[r]
 	}
@@ -203,8 +221,9 @@ type VMFailover struct {
 
 // Command is an operator request for this host.
 type Command struct {
-	Name string // "maintenance-enter", "maintenance-exit", "shutdown", "vm-stop", "vm-start"
-	VM   int    // the VM of vm-stop and vm-start
+	Name string // "maintenance-enter", "maintenance-exit", "shutdown", "vm-stop", "vm-start", "vm-move"
+	VM   int    // the VM of vm-stop, vm-start and vm-move
+	Host int    // the target of vm-move
 }
 
 func (Tick) event()           {}

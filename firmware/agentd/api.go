@@ -147,15 +147,25 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 			reply(w, struct{ OK bool }{true}, err)
 			return
 		}
-		if name == "vm-stop" || name == "vm-start" {
+		if name == "vm-stop" || name == "vm-start" || name == "vm-move" {
 			vm := r.URL.Query().Get("vm")
 			v := d.vmIndex(vm)
 			if v < 0 {
 				http.Error(w, fmt.Sprintf("%s: no VM %q in the cluster file", name, vm), http.StatusNotFound)
 				return
 			}
+			to := -1
+			if name == "vm-move" {
+				host := r.URL.Query().Get("host")
+				if h, ok := d.cfg.HostByName(host); ok {
+					to = h
+				} else {
+					http.Error(w, fmt.Sprintf("vm-move: no host %q in the cluster file", host), http.StatusNotFound)
+					return
+				}
+			}
 			var bad error
-			err := d.call(r.Context(), func() { bad = d.vmCommand(name, v) })
+			err := d.call(r.Context(), func() { bad = d.vmCommand(name, v, to) })
 			if err == nil && bad != nil {
 				http.Error(w, bad.Error(), http.StatusConflict)
 				return
@@ -164,7 +174,7 @@ func (d *daemon) serveAPI() (*apiServer, error) {
 			return
 		}
 		if name != "maintenance-enter" && name != "maintenance-exit" {
-			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit, vm-stop, vm-start, rejoin or fence-self", name), http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("unknown command %q: use maintenance-enter, maintenance-exit, vm-stop, vm-start, vm-move, rejoin or fence-self", name), http.StatusBadRequest)
 			return
 		}
 		err := d.call(r.Context(), func() { d.ag.Handle(cluster.Command{Name: name}) })
@@ -207,10 +217,10 @@ func (d *daemon) call(ctx context.Context, f func()) error {
 	}
 }
 
-// vmCommand hands an operator's vm-stop or vm-start of VM v to the core,
-// after checking that this host holds what it needs: a running VM to
-// stop, an operator's stop to undo.
-func (d *daemon) vmCommand(name string, v int) error {
+// vmCommand hands an operator's vm-stop, vm-start or vm-move (to host to)
+// of VM v to the core, after checking that this host holds what it needs:
+// a running VM to stop or move, an operator's stop to undo.
+func (d *daemon) vmCommand(name string, v, to int) error {
 	vm := d.cfg.VMs[v].Name
 	var st *cluster.VMStatus
 	for _, s := range d.node.Status(env{d}.Now()).VMs {
@@ -219,12 +229,14 @@ func (d *daemon) vmCommand(name string, v int) error {
 		}
 	}
 	switch {
-	case name == "vm-stop" && (st == nil || (st.State != "running" && st.State != "starting")):
-		return fmt.Errorf("%s does not run on this host: stop it on the host that runs it (vigil vm list)", vm)
+	case (name == "vm-stop" || name == "vm-move") && (st == nil || (st.State != "running" && st.State != "starting")):
+		return fmt.Errorf("%s does not run on this host: %s it on the host that runs it (vigil vm list)", vm, strings.TrimPrefix(name, "vm-"))
+	case name == "vm-move" && to == d.self:
+		return fmt.Errorf("%s runs on this host already", vm)
 	case name == "vm-start" && (st == nil || st.State != "released" || st.Reason != "stopped"):
 		return fmt.Errorf("this host holds no operator's stop of %s: start it on the host where it was stopped (vigil vm list)", vm)
 	}
-	d.ag.Handle(cluster.Command{Name: name, VM: v})
+	d.ag.Handle(cluster.Command{Name: name, VM: v, Host: to})
 	return nil
 }
 

@@ -111,7 +111,7 @@ func TestAPICommand(t *testing.T) {
 		maint bool   // the node's Maintenance afterwards
 		err   string // "" = accepted
 	}{
-		{"unknown command", "bogus", false, `unknown command "bogus": use maintenance-enter, maintenance-exit, vm-stop, vm-start, rejoin or fence-self`},
+		{"unknown command", "bogus", false, `unknown command "bogus": use maintenance-enter, maintenance-exit, vm-stop, vm-start, vm-move, rejoin or fence-self`},
 		{"shutdown is not for the API", "shutdown", false, `unknown command "shutdown"`},
 		{"enter maintenance", "maintenance-enter", true, ""},
 		{"enter it again", "maintenance-enter", true, ""},

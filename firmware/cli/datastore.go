@@ -354,7 +354,7 @@ func dumpDatastore(w io.Writer, v *datastoreView, cfg *config.Config) {
 		for _, c := range r.Claims {
 			fmt.Fprintf(w, "  claim   %s epoch %d %s", name(vms, c.VM), c.Epoch, claimState(c.State))
 			if c.Reason != cluster.NoReason {
-				fmt.Fprintf(w, " (%s)", reasonName(c.Reason))
+				fmt.Fprintf(w, " (%s)", reasonName(c.Reason, configNames(cfg).hosts))
 			}
 			fmt.Fprintln(w)
 		}

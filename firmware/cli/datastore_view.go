@@ -104,7 +104,7 @@ func owners(slots []slotView, nm names) []ownerView {
 		if o.host >= 0 {
 			out[v] = ownerView{VM: nm.vm(v), Owner: nm.host(o.host), Epoch: o.c.Epoch, State: claimState(o.c.State)}
 			if o.c.Reason != cluster.NoReason {
-				out[v].Reason = reasonName(o.c.Reason)
+				out[v].Reason = reasonName(o.c.Reason, nm.hosts)
 			}
 		}
 	}
@@ -165,5 +165,10 @@ func printIncidents(w io.Writer, v *datastoreView, full bool) {
 }
 
 // reasonName names a release reason read from a datastore, which may be
-// one this build does not know.
-func reasonName(r cluster.Reason) string { return r.String() }
+// one this build does not know; a move names its target host.
+func reasonName(r cluster.Reason, hosts []string) string {
+	if h, ok := r.MoveTarget(); ok && h < len(hosts) {
+		return "moved to " + hosts[h]
+	}
+	return r.String()
+}

@@ -23,6 +23,7 @@ func init() {
 const vmUsage = `usage: vigil vm list [--config FILE] [--datastore NAME=PATH]
        vigil vm show NAME [--config FILE] [--datastore NAME=PATH]
        vigil vm stop|start NAME [--api SOCKET]
+       vigil vm move NAME HOST [--api SOCKET]
 
 list   every VM of the cluster file with its owner, from the datastores'
        records (the first that reads): state, epoch, why it was released
@@ -33,6 +34,9 @@ stop   stop the VM on the host that runs it (run it there): released as
        stopped, it is not restarted anywhere until started again
 start  undo an operator's stop (on the host where it was stopped): the
        coordinator places the VM on an eligible host
+move   stop the VM on the host that runs it (run it there) and have the
+       coordinator start it on HOST, or, when HOST has no room, on
+       another eligible host
 `
 
 func runVM(args []string, stdout, stderr io.Writer) int {
@@ -60,27 +64,33 @@ func runVM(args []string, stdout, stderr io.Writer) int {
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	want := map[string]int{"list": 0, "show": 1, "stop": 1, "start": 1}
+	want := map[string]int{"list": 0, "show": 1, "stop": 1, "start": 1, "move": 2}
 	n, ok := want[sub]
 	if !ok || len(pos) != n {
 		fmt.Fprint(stderr, vmUsage)
 		return 2
 	}
 	switch sub {
-	case "stop", "start":
+	case "stop", "start", "move":
 		c := agentd.NewClient(*api)
 		var ok struct{ OK bool }
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := c.Post(ctx, "/v1/command?name=vm-"+sub+"&vm="+url.QueryEscape(pos[0]), &ok)
-		if err != nil {
+		path := "/v1/command?name=vm-" + sub + "&vm=" + url.QueryEscape(pos[0])
+		if sub == "move" {
+			path += "&host=" + url.QueryEscape(pos[1])
+		}
+		if err := c.Post(ctx, path, &ok); err != nil {
 			fmt.Fprintf(stderr, "vigil vm %s: %v\n", sub, err)
 			return 1
 		}
-		if sub == "stop" {
+		switch sub {
+		case "stop":
 			fmt.Fprintf(stdout, "%s is stopping; it stays stopped until 'vigil vm start %s'\n", pos[0], pos[0])
-		} else {
+		case "start":
 			fmt.Fprintf(stdout, "%s: start asked; the coordinator places it\n", pos[0])
+		default:
+			fmt.Fprintf(stdout, "%s is stopping here; the coordinator starts it on %s\n", pos[0], pos[1])
 		}
 		return 0
 	}

@@ -15,7 +15,8 @@ func TestVMCommandErrors(t *testing.T) {
 		want string
 	}{
 		{nil, 2, "usage: vigil vm list"},
-		{[]string{"move", "vm1", "h2"}, 2, "usage: vigil vm list"},
+		{[]string{"move", "vm1"}, 2, "usage: vigil vm list"},
+		{[]string{"move", "vm1", "h2", "--api", sock}, 1, "vigil vm move"},
 		{[]string{"show"}, 2, "usage"},
 		{[]string{"list", "extra"}, 2, "usage"},
 		{[]string{"stop", "vm1", "--api", sock}, 1, "vigil vm stop"},

@@ -18,7 +18,7 @@ func (c *cluster) vigil(host string, args ...string) (string, int) {
 	dir := filepath.Join(c.l.Dir(), host)
 	switch args[0] {
 	case "vm":
-		if args[1] == "stop" || args[1] == "start" {
+		if args[1] == "stop" || args[1] == "start" || args[1] == "move" {
 			args = append(args, "--api", filepath.Join(dir, "api.sock"))
 		} else {
 			args = append(args, "--config", filepath.Join(c.l.Dir(), "cluster.toml"),
@@ -34,8 +34,9 @@ func (c *cluster) vigil(host string, args ...string) (string, int) {
 
 // TestOperatorVMs: an operator stops a VM on the host that runs it (a stop
 // asked elsewhere is refused, naming the way); it stays stopped, `vigil vm
-// list` says so, and a start has the coordinator place it again. A host
-// put in maintenance gives its VMs away and takes them again after.
+// list` says so, and a start has the coordinator place it again; a move
+// starts it on the host named. A host put in maintenance gives its VMs
+// away and takes them again after.
 func TestOperatorVMs(t *testing.T) {
 	c := newCluster(t, 3, 2)
 	owner := c.running(nil)["vm2"]
@@ -65,6 +66,24 @@ func TestOperatorVMs(t *testing.T) {
 	out, code = c.vigil(other, "vm", "show", "vm2")
 	if code != 0 || !regexpLine(out, `VM vm2: (starting|running) on h\d`) || !strings.Contains(out, "1 vCPU, 1GiB, priority medium, driver process") {
 		t.Errorf("vm show: %d\n%s", code, out)
+	}
+
+	// Moved to a host the operator names: stopped where it runs, started
+	// there.
+	from := c.running(nil)["vm2"]
+	to := "h1"
+	if from == "h1" {
+		to = "h2"
+	}
+	if out, code := c.vigil(to, "vm", "move", "vm2", to); code != 1 || !strings.Contains(out, "does not run on this host: move it on the host that runs it") {
+		t.Errorf("a move asked on %s: %d %q", to, code, out)
+	}
+	if out, code := c.vigil(from, "vm", "move", "vm2", to); code != 0 || !strings.Contains(out, "the coordinator starts it on "+to) {
+		t.Fatalf("vm move: %d %q", code, out)
+	}
+	c.waitFor("vm2 running on "+to, 30*time.Second, func() bool { return c.running(nil)["vm2"] == to })
+	if moved := c.logged(time.Time{}, "assign", "restart"); len(moved) == 0 || !strings.Contains(toString(moved[len(moved)-1].Attrs["detail"]), "moved to "+to+" by an operator") {
+		t.Errorf("the move's assignment: %+v", moved)
 	}
 
 	mine := c.vmsOn("h3")
