@@ -236,7 +236,10 @@ func orDur(v config.Duration, d time.Duration) time.Duration {
 	return time.Duration(v)
 }
 
-const maintenanceUsage = `usage: vigil maintenance enter|exit [--api SOCKET]
+const maintenanceUsage = `usage: vigil maintenance enter|exit [HOST] [--api SOCKET]
+
+Runs on the host itself (its agent's API is local); HOST, when given,
+must name this host.
 
 enter  this host's VMs are stopped and restarted on the others, it is no
        longer counted for admission control, and, owning no VM, it is
@@ -250,13 +253,28 @@ func runMaintenance(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs, api, _ := apiFlags("maintenance")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+	rest, host := args[1:], ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		host, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
 		fmt.Fprint(stderr, maintenanceUsage)
 		return 2
 	}
 	c := agentd.NewClient(*api)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if host != "" {
+		var st agentd.StatusReply
+		if err := c.Get(ctx, "/v1/status", &st); err != nil {
+			fmt.Fprintf(stderr, "vigil maintenance %s: %v\n", args[0], err)
+			return 1
+		}
+		if st.Status.Host != host {
+			fmt.Fprintf(stderr, "vigil maintenance %s: this is %s, not %s: run it on %s\n", args[0], st.Status.Host, host, host)
+			return 1
+		}
+	}
 	var ok struct{ OK bool }
 	if err := c.Post(ctx, "/v1/command?name=maintenance-"+args[0], &ok); err != nil {
 		fmt.Fprintf(stderr, "vigil maintenance %s: %v\n", args[0], err)

@@ -34,7 +34,8 @@ func TestVMCommandErrors(t *testing.T) {
 	}{
 		{nil, 2, "usage: vigil maintenance enter|exit"},
 		{[]string{"start"}, 2, "usage"},
-		{[]string{"enter", "h2"}, 2, "usage"},
+		{[]string{"enter", "h2", "h3"}, 2, "usage"},
+		{[]string{"enter", "h2", "--api", sock}, 1, "vigil maintenance enter"},
 		{[]string{"enter", "--api", sock}, 1, "vigil maintenance enter"},
 	} {
 		var out, errb bytes.Buffer

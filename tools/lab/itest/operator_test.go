@@ -87,7 +87,10 @@ func TestOperatorVMs(t *testing.T) {
 	}
 
 	mine := c.vmsOn("h3")
-	if out, code := c.vigil("h3", "maintenance", "enter"); code != 0 || !strings.Contains(out, "entering maintenance") {
+	if out, code := c.vigil("h2", "maintenance", "enter", "h3"); code != 1 || !strings.Contains(out, "this is h2, not h3: run it on h3") {
+		t.Errorf("maintenance of h3 asked on h2: %d %q", code, out)
+	}
+	if out, code := c.vigil("h3", "maintenance", "enter", "h3"); code != 0 || !strings.Contains(out, "entering maintenance") {
 		t.Fatalf("maintenance enter: %d %q", code, out)
 	}
 	c.waitFor("h3's VMs moved away", 30*time.Second, func() bool {
