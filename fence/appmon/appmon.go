@@ -218,7 +218,8 @@ func (m *Monitor) escalate(now time.Duration, act Action, name, why string) []De
 		m.resets = within(m.resets, now, m.p.ResetWindow)
 		if len(m.resets) < m.p.MaxResets {
 			m.resets = append(m.resets, now)
-			m.since, m.heard, m.apps = now, false, map[string]*app{}
+			// The guest boots again: its boot grace starts over.
+			m.since, m.heard, m.guestOK, m.apps = now, false, false, map[string]*app{}
 			return []Decision{{Action: Reset, App: name, Why: fmt.Sprintf("%s (reset %d of %d in %s)", why, len(m.resets), m.p.MaxResets, m.p.ResetWindow)}}
 		}
 		why = fmt.Sprintf("%s, and %d resets in %s are spent", why, m.p.MaxResets, m.p.ResetWindow)

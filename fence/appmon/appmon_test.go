@@ -112,6 +112,13 @@ func TestResetsAndGuest(t *testing.T) {
 	nothing(t, n.Tick(9*s))
 	want(t, n.Tick(10*s), Failover, "", "no guest heartbeat")
 
+	// A guest never heard: reset when its boot grace passes, and again
+	// after the reset's own boot grace, until the resets are spent.
+	r := New(Policy{GuestTimeout: 2 * s, GuestFailure: Reset, BootGrace: 4 * s, MaxResets: 1, ResetWindow: time.Hour}, 0)
+	want(t, r.Tick(4*s), Reset, "", "no guest heartbeat 4s after the VM started (reset 1 of 1")
+	nothing(t, r.Tick(7*s))
+	want(t, r.Tick(8*s), Failover, "", "1 resets in 1h0m0s are spent")
+
 	q := New(Policy{}, 0) // guest heartbeats unwatched
 	nothing(t, q.Tick(time.Hour))
 }

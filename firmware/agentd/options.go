@@ -102,5 +102,8 @@ func (o *Options) fill() error {
 	if o.VMStopTimeout == 0 {
 		o.VMStopTimeout = 30 * time.Second
 	}
+	if o.VMStopTimeout < time.Second || o.VMStopTimeout > 10*time.Minute {
+		return fmt.Errorf("agent: --vm-stop-timeout %v: give 1s to 10m", o.VMStopTimeout)
+	}
 	return nil
 }

@@ -18,7 +18,7 @@ func init() {
 const agentUsage = `usage: vigil agent --config FILE --host NAME [--api SOCKET] [--state DIR]
                    [--watchdog DEVICE] [--vm-dir DIR] [--log-format text|json]
                    [--datastore NAME=PATH ...] [--self-fence METHOD] [--ipmi-device DEV]
-                   [--ebpf FEATURE=MODE ...] [--metrics ADDR]
+                   [--ebpf FEATURE=MODE ...] [--metrics ADDR] [--vm-stop-timeout D]
 
 Runs this host's agent until SIGTERM or SIGINT, then stops its VMs, writes
 their release to the datastores (peers restart them) and disarms the
@@ -43,6 +43,9 @@ watchdog. SIGHUP reloads the cluster key file.
                      cluster file's [ebpf]; repeatable
   --metrics ADDR     serve Prometheus metrics at http://ADDR/metrics
                      (such as :9464 or 127.0.0.1:9464; default: none)
+  --vm-stop-timeout D  how long a VM asked to shut down (a process's
+                     SIGTERM, a QEMU guest's ACPI power button) gets before
+                     it is killed (default 30s; 1s to 10m)
 `
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
@@ -60,6 +63,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.SelfFence, "self-fence", "watchdog", "")
 	fs.StringVar(&o.IPMIDevice, "ipmi-device", "", "")
 	fs.StringVar(&o.Metrics, "metrics", "", "")
+	fs.DurationVar(&o.VMStopTimeout, "vm-stop-timeout", 0, "")
 	o.DatastorePaths = map[string]string{}
 	fs.Func("datastore", "", func(v string) error { return agentd.ParseDatastorePath(o.DatastorePaths, v) })
 	o.EBPF = map[string]string{}

@@ -160,3 +160,36 @@ func toString(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// TestSilentGuest: a QEMU VM whose guest never heartbeats (its kernel has
+// no guest agent) is reset when its boot grace passes, through QMP, and
+// when that reset spends its budget, failed over to the other host.
+func TestSilentGuest(t *testing.T) {
+	privtest.Require(t)
+	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
+		privtest.Unavailable(t, qemu.DefaultBinary+" is not installed (make qemu-deps installs it)")
+	}
+	k, err := lab.QEMUKernel()
+	if err != nil {
+		privtest.Unavailable(t, err.Error())
+	}
+	t0 := time.Now()
+	c := newClusterWith(t, lab.Options{Hosts: 2, Links: 1, VMs: 1, QEMUKernel: k,
+		VMPolicy:   "guest_timeout = \"2s\"\nguest_boot_grace = \"4s\"\nmax_resets = 1\n",
+		AgentFlags: []string{"--vm-stop-timeout", "2s"}}) // the kernel ignores the ACPI button
+	c.waitFor("vm1 reset", 30*time.Second, func() bool { return len(c.loggedOn("h1", t0, "guest", "resetting the VM")) > 0 })
+	reset := c.loggedOn("h1", t0, "guest", "resetting the VM")[0]
+	if !strings.Contains(toString(reset.Attrs["why"]), "no guest heartbeat 4s after the VM started (reset 1 of 1") {
+		t.Errorf("reset: %+v", reset.Attrs)
+	}
+	c.waitFor("QEMU's RESET event", 10*time.Second, func() bool { return len(c.loggedOn("h1", t0, "vm", "QEMU event RESET")) > 0 })
+	c.waitFor("vm1 failed over to h2", 60*time.Second, func() bool {
+		c.oneDiskHolder(0)
+		return c.running(nil)["vm1"] == "h2"
+	})
+	fo := c.loggedOn("h1", t0, "guest", "failing the VM over")
+	if len(fo) == 0 || !strings.Contains(toString(fo[0].Attrs["why"]), "1 resets in 1h0m0s are spent") {
+		t.Errorf("failover: %+v", fo)
+	}
+	c.onlyOnce(1, "h1")
+}
