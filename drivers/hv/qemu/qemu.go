@@ -262,8 +262,9 @@ func (s *Spec) Argv(kvm bool, monitor, guest, console string) []string {
 	if machine == "" {
 		machine = "q35"
 	}
-	// TCG's translation cache is sized for one big guest by default (1 GiB
-	// of host memory, most of it touched): 64 MiB serves a server guest.
+	// TCG's translation cache may grow to 1 GiB of host memory by default,
+	// sized for one big guest: 64 MiB serves a server guest and bounds
+	// what each VM can take.
 	accel, cpu := "tcg,tb-size=64", "max"
 	if kvm {
 		accel, cpu = "kvm", "host"
